@@ -1,0 +1,259 @@
+/* Pools: which backend a session gets, when connections open and close, who waits.
+ *
+ * Limits are per target: at most sl_target_limit() connections (max_connections_percent of the
+ * database's @@max_connections) counting every state, from the moment a connect starts until the
+ * database has closed the connection; idle ones beyond max_idle_connections_percent of
+ * @@max_connections are closed when they come back. Sessions that find nothing wait in one FIFO per
+ * target, so the first to ask is the first served whatever its share; each waits at most
+ * connection_borrow_timeout (then error 9501). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "pool/internal.h"
+
+#define RETRY_MS 500 /* reconnect back-off while a target is unavailable */
+
+unsigned sl_target_limit(const struct sl_target *t)
+{
+    /* Until the database has told us its max_connections, one connection finds out. */
+    if (t->db_max_connections == 0)
+        return 1;
+    uint64_t n = (uint64_t)t->db_max_connections * t->proxy->cfg->pool.max_connections_percent / 100;
+    return n ? (unsigned)n : 1;
+}
+
+static unsigned idle_limit(const struct sl_target *t)
+{
+    if (t->db_max_connections == 0)
+        return 1;
+    return (unsigned)((uint64_t)t->db_max_connections *
+                      t->proxy->cfg->pool.max_idle_connections_percent / 100);
+}
+
+struct sl_share *sl_share_get(struct sl_target *t, struct sl_user *u, uint8_t collation,
+                              uint32_t class_caps)
+{
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe(pos, tmp, &t->shares)
+    {
+        struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
+        if (sh->user == u && sh->collation == collation && sh->class_caps == class_caps)
+            return sh;
+    }
+    struct sl_share *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return NULL;
+    sh->target = t;
+    sh->user = u;
+    sh->collation = collation;
+    sh->class_caps = class_caps;
+    sl_list_init(&sh->idle);
+    sl_vars_init(&sh->baseline);
+    sl_list_push_back(&t->shares, &sh->link);
+    return sh;
+}
+
+/* An idle backend of the share, preferring one already in the session's state. */
+static struct sl_backend *take_idle(struct sl_share *sh, const struct sl_vars *want)
+{
+    struct sl_list *pos, *tmp;
+    struct sl_backend *first = NULL;
+    sl_list_for_each_safe(pos, tmp, &sh->idle)
+    {
+        struct sl_backend *b = sl_container_of(pos, struct sl_backend, link);
+        if (!first)
+            first = b;
+        if (b->have.hash == want->hash && sl_vars_equal(&b->have, want)) {
+            first = b;
+            break;
+        }
+    }
+    if (first) {
+        sl_list_remove(&first->link);
+        sh->target->idle--;
+        first->state = SL_BE_RELAYING;
+    }
+    return first;
+}
+
+/* The least recently used idle backend of any share of the target, to make room for another share. */
+static struct sl_backend *oldest_idle(struct sl_target *t)
+{
+    struct sl_backend *oldest = NULL;
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe(pos, tmp, &t->shares)
+    {
+        struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
+        if (sl_list_empty(&sh->idle))
+            continue;
+        struct sl_backend *b = sl_container_of(sh->idle.prev, struct sl_backend, link);
+        if (!oldest || b->idle_since < oldest->idle_since)
+            oldest = b;
+    }
+    return oldest;
+}
+
+static void on_retry(uv_timer_t *timer);
+
+/* Open connections for waiters that no connection in progress will serve, within the limit. */
+static void open_for_waiters(struct sl_target *t)
+{
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe(pos, tmp, &t->shares)
+    {
+        struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
+        sh->promised = sh->connecting;
+    }
+    sl_list_for_each_safe(pos, tmp, &t->waiters)
+    {
+        struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
+        struct sl_share *sh = s->share;
+        if (sh->promised > 0) {
+            sh->promised--;
+            continue;
+        }
+        if (t->health == SL_TARGET_UNAVAILABLE && t->retry_armed)
+            return; /* wait for the back-off before trying again */
+        if (t->open >= sl_target_limit(t)) {
+            struct sl_backend *victim = oldest_idle(t);
+            if (!victim)
+                return;
+            sl_backend_close(victim); /* its slot frees once the database let it go */
+            return;
+        }
+        if (sl_backend_open(sh) != 0)
+            return;
+    }
+}
+
+/* Hand idle backends to waiters, first come first served. */
+static void dispatch(struct sl_target *t)
+{
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe(pos, tmp, &t->waiters)
+    {
+        struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
+        struct sl_backend *b = take_idle(s->share, &s->want);
+        if (!b)
+            continue;
+        sl_list_remove(&s->wait_link);
+        sl_session_got_backend(s, b);
+    }
+    open_for_waiters(t);
+}
+
+void sl_pool_borrow(struct sl_session *s)
+{
+    struct sl_target *t = s->share->target;
+    if (sl_list_empty(&t->waiters)) {
+        struct sl_backend *b = take_idle(s->share, &s->want);
+        if (b) {
+            sl_session_got_backend(s, b);
+            return;
+        }
+    }
+    sl_list_push_back(&t->waiters, &s->wait_link);
+    sl_session_arm_borrow_timer(s);
+    if (s->proxy->cfg->pool.connection_borrow_timeout == 0 && t->open >= sl_target_limit(t) &&
+        !oldest_idle(t)) {
+        return; /* the timer fires at once with error 9501 */
+    }
+    open_for_waiters(t);
+}
+
+void sl_pool_cancel_wait(struct sl_session *s)
+{
+    if (sl_list_linked(&s->wait_link))
+        sl_list_remove(&s->wait_link);
+}
+
+void sl_pool_release(struct sl_backend *b, bool reset)
+{
+    struct sl_share *sh = b->share;
+    struct sl_target *t = sh->target;
+    b->session = NULL;
+    if (reset) {
+        sl_backend_reset(b);
+        return;
+    }
+    if (sl_buf_avail(&b->bs.in) > 0 || b->chunk_left || b->infile) {
+        sl_backend_close(b); /* out of step with the protocol: never lend it again */
+        return;
+    }
+    /* A waiter of the same share takes it as it is. */
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe(pos, tmp, &t->waiters)
+    {
+        struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
+        if (s->share != sh)
+            break; /* the first waiter belongs elsewhere: FIFO order wins */
+        sl_list_remove(&s->wait_link);
+        b->state = SL_BE_RELAYING;
+        sl_session_got_backend(s, b);
+        return;
+    }
+    if (!sl_list_empty(&t->waiters) || t->idle >= idle_limit(t) ||
+        t->open > sl_target_limit(t)) {
+        /* Someone of another share waits, the idle allowance is used up, or the limit shrank. */
+        sl_backend_close(b);
+        return;
+    }
+    b->state = SL_BE_IDLE;
+    b->idle_since = sl_now(t->proxy->worker);
+    sl_list_push_front(&sh->idle, &b->link);
+    t->idle++;
+    sl_buf_shrink(&b->bs.in, 0);
+}
+
+void sl_pool_backend_ready(struct sl_backend *b)
+{
+    b->state = SL_BE_RELAYING;
+    sl_pool_release(b, false);
+    dispatch(b->share->target);
+}
+
+void sl_pool_backend_gone(struct sl_backend *b)
+{
+    struct sl_share *sh = b->share;
+    struct sl_target *t = sh->target;
+    t->open--;
+    sh->total--;
+    t->proxy->worker->stats.backend_connections_active--;
+    if (!t->proxy->worker->draining)
+        dispatch(t);
+}
+
+static void on_retry(uv_timer_t *timer)
+{
+    struct sl_target *t = timer->data;
+    t->retry_armed = false;
+    open_for_waiters(t);
+}
+
+void sl_pool_backend_failed(struct sl_share *share, const char *reason, const uint8_t *err_pkt,
+                            size_t err_len)
+{
+    struct sl_target *t = share->target;
+    if (t->health != SL_TARGET_UNAVAILABLE || strcmp(t->health_reason, reason) != 0)
+        sl_warn(0, "target %s:%u is UNAVAILABLE (%s)", t->host, t->port, reason);
+    t->health = SL_TARGET_UNAVAILABLE;
+    snprintf(t->health_reason, sizeof t->health_reason, "%s", reason);
+    if (err_pkt) {
+        /* The database refused the login (wrong secret, too many connections): waiters of this
+         * share get its answer now rather than a timeout later. */
+        struct sl_list *pos, *tmp;
+        sl_list_for_each_safe(pos, tmp, &t->waiters)
+        {
+            struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
+            if (s->share != share)
+                continue;
+            sl_list_remove(&s->wait_link);
+            sl_session_prepare_failed(s, err_pkt, err_len);
+        }
+    }
+    if (!t->retry_armed && !t->proxy->worker->draining) {
+        t->retry_armed = true;
+        uv_timer_start(&t->retry_timer, on_retry, RETRY_MS, 0);
+    }
+}

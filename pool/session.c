@@ -1,0 +1,777 @@
+/* Client sessions: the server half of the MySQL protocol.
+ *
+ * A session greets the client, upgrades to TLS, authenticates it against the proxy's users, and then
+ * runs one command at a time: commands that need no database are answered here (PING, SET_OPTION,
+ * RESET_CONNECTION while no backend is held, QUIT); the others borrow a backend from the pool (or keep
+ * the one held while in a transaction or pinned), which relays the response unchanged. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "base/log.h"
+#include "pool/errors.h"
+#include "pool/internal.h"
+
+#define HANDSHAKE_TIMEOUT_MS 10000
+#define SERVER_VERSION "11.0.0-sluice-MariaDB" /* "MariaDB" lets Connector/C expect MariaDB caps */
+
+/* What the front end offers. No DEPRECATE_EOF, compression, query attributes or MariaDB extended
+ * capabilities: backends never negotiate them, and responses are relayed as they are. */
+#define OFFERED_CAPS                                                                               \
+    (SL_CLIENT_FOUND_ROWS | SL_CLIENT_LONG_FLAG | SL_CLIENT_CONNECT_WITH_DB | SL_CLIENT_NO_SCHEMA |  \
+     SL_CLIENT_ODBC | SL_CLIENT_LOCAL_FILES | SL_CLIENT_IGNORE_SPACE | SL_CLIENT_PROTOCOL_41 |        \
+     SL_CLIENT_INTERACTIVE | SL_CLIENT_SSL | SL_CLIENT_IGNORE_SIGPIPE | SL_CLIENT_TRANSACTIONS |      \
+     SL_CLIENT_RESERVED | SL_CLIENT_SECURE_CONNECTION | SL_CLIENT_MULTI_STATEMENTS |                \
+     SL_CLIENT_MULTI_RESULTS | SL_CLIENT_PS_MULTI_RESULTS | SL_CLIENT_PLUGIN_AUTH |                 \
+     SL_CLIENT_CONNECT_ATTRS | SL_CLIENT_PLUGIN_AUTH_LENENC | SL_CLIENT_SESSION_TRACK)
+
+static void on_client_read(struct sl_stream *st);
+static void on_client_error(struct sl_stream *st, int status);
+static void on_client_tls_done(struct sl_stream *st);
+static void on_client_drained(struct sl_stream *st);
+static void on_client_closed(struct sl_stream *st);
+
+static const struct sl_stream_ops client_ops = {
+    .on_read = on_client_read,
+    .on_error = on_client_error,
+    .on_tls_done = on_client_tls_done,
+    .on_drained = on_client_drained,
+    .on_closed = on_client_closed,
+};
+
+static struct sl_session *session_of(struct sl_stream *st)
+{
+    return st->owner;
+}
+
+/* ---- sending ------------------------------------------------------------------------------------ */
+
+static void send_packet(struct sl_session *s, uint8_t seq, const uint8_t *payload, size_t len)
+{
+    uint8_t hdr[SL_PKT_HDR_LEN];
+    sl_pkt_hdr_put(hdr, (uint32_t)len, seq);
+    if (sl_stream_write(&s->cs, hdr, sizeof hdr) == 0)
+        sl_stream_write(&s->cs, payload, len);
+}
+
+static void send_err(struct sl_session *s, uint8_t seq, uint16_t code, const char *sqlstate,
+                     const char *msg)
+{
+    uint8_t buf[600];
+    size_t n = sl_err_build(buf, sizeof buf, code, sqlstate, msg);
+    send_packet(s, seq, buf, n);
+}
+
+static void send_ok(struct sl_session *s, uint8_t seq)
+{
+    uint8_t buf[32];
+    size_t n = sl_ok_build(buf, sizeof buf, 0, 0, s->status, 0);
+    send_packet(s, seq, buf, n);
+}
+
+void sl_session_send_err_packet(struct sl_session *s, const uint8_t *payload, size_t len)
+{
+    send_packet(s, 1, payload, len);
+}
+
+/* ---- life cycle --------------------------------------------------------------------------------- */
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct sl_session *s = h->data;
+    struct sl_worker *w = s->proxy->worker;
+    sl_vars_clear(&s->want);
+    free(s);
+    sl_worker_session_gone(w);
+}
+
+static void on_client_closed(struct sl_stream *st)
+{
+    struct sl_session *s = session_of(st);
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+void sl_session_close(struct sl_session *s)
+{
+    if (s->state == SL_SS_CLOSING)
+        return;
+    struct sl_worker *w = s->proxy->worker;
+    if (s->state == SL_SS_WAITING)
+        sl_pool_cancel_wait(s);
+    if (s->be) {
+        struct sl_backend *b = s->be;
+        s->be = NULL;
+        b->session = NULL;
+        /* Whatever the client left on the backend (transaction, locks, variables) must not reach
+         * the next borrower; a backend in the middle of a response cannot be reused at all. */
+        if (s->state == SL_SS_BUSY || b->state != SL_BE_RELAYING)
+            sl_backend_close(b);
+        else
+            sl_pool_release(b, s->pins != 0 || (b->status & SL_STATUS_IN_TRANS));
+    }
+    uv_timer_stop(&s->timer);
+    s->state = SL_SS_CLOSING;
+    sl_list_remove(&s->link);
+    s->proxy->sessions--;
+    w->stats.client_connections_active--;
+    sl_debug(s->id, "client closed");
+    sl_stream_close(&s->cs);
+}
+
+void sl_session_fail(struct sl_session *s, uint16_t code, const char *sqlstate, const char *msg)
+{
+    send_err(s, s->state == SL_SS_IDLE || s->state == SL_SS_BUSY || s->state == SL_SS_WAITING
+                    ? 1
+                    : s->seq,
+             code, sqlstate, msg);
+    sl_session_close(s);
+}
+
+static void on_client_error(struct sl_stream *st, int status)
+{
+    struct sl_session *s = session_of(st);
+    if (status != UV_EOF && status != UV_ECONNRESET)
+        sl_info(s->id, "client connection error: %s", uv_strerror(status));
+    if (status == UV_ENOBUFS) {
+        send_err(s, s->state >= SL_SS_IDLE ? 1 : s->seq, SL_ER_NET_PACKET_TOO_LARGE, "08S01",
+                 "Got a packet bigger than 'max_allowed_packet' bytes");
+    }
+    sl_session_close(s);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct sl_session *s = t->data;
+    switch (s->state) {
+    case SL_SS_WAITING:
+        sl_pool_cancel_wait(s);
+        s->proxy->worker->stats.borrow_timeouts++;
+        sl_info(s->id, "borrow timeout after %u s", s->proxy->cfg->pool.connection_borrow_timeout);
+        sl_buf_consume(&s->cs.in, s->cmd_len);
+        s->cmd_len = 0;
+        s->state = SL_SS_IDLE;
+        send_err(s, 1, SL_ER_BORROW_TIMEOUT, "HY000", SL_MSG_BORROW_TIMEOUT);
+        uv_timer_start(&s->timer, on_timer, (uint64_t)s->proxy->cfg->idle_client_timeout * 1000,
+                       0);
+        if (sl_buf_avail(&s->cs.in) > 0)
+            on_client_read(&s->cs);
+        break;
+    case SL_SS_IDLE:
+        sl_info(s->id, "closing idle client after %u s", s->proxy->cfg->idle_client_timeout);
+        sl_session_close(s);
+        break;
+    case SL_SS_BUSY:
+    case SL_SS_CLOSING:
+        break;
+    default:
+        sl_info(s->id, "handshake timeout");
+        sl_session_close(s);
+        break;
+    }
+}
+
+static void arm_idle_timer(struct sl_session *s)
+{
+    uv_timer_start(&s->timer, on_timer, (uint64_t)s->proxy->cfg->idle_client_timeout * 1000, 0);
+}
+
+void sl_session_accept(struct sl_proxy *p)
+{
+    struct sl_worker *w = p->worker;
+    struct sl_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
+    /* The input limit bounds one buffered client packet (plus its header and a little slack). */
+    size_t limit = (size_t)p->cfg->max_packet_size + 64 * 1024;
+    if (sl_stream_init(w->loop, &s->cs, &client_ops, s, limit) != 0) {
+        free(s);
+        return;
+    }
+    uv_timer_init(w->loop, &s->timer);
+    s->timer.data = s;
+    s->proxy = p;
+    sl_list_init(&s->wait_link);
+    sl_vars_init(&s->want);
+    s->id = ++w->next_conn_id;
+    sl_list_push_back(&w->sessions, &s->link);
+    p->sessions++;
+    w->stats.client_connections_total++;
+    w->stats.client_connections_active++;
+    s->state = SL_SS_GREETING;
+    if (sl_stream_accept(&s->cs, (uv_stream_t *)&p->listener) != 0) {
+        sl_session_close(s);
+        return;
+    }
+    sl_stream_peer(&s->cs, s->peer, sizeof s->peer);
+
+    struct sl_greeting g;
+    memset(&g, 0, sizeof g);
+    snprintf(g.server_version, sizeof g.server_version, "%s", SERVER_VERSION);
+    g.conn_id = (uint32_t)s->id;
+    /* Nonce bytes from the CSPRNG, mapped to 1..127: clients treat the nonce as a C string. */
+    RAND_bytes(s->nonce, sizeof s->nonce);
+    for (size_t i = 0; i < sizeof s->nonce; i++)
+        s->nonce[i] = (uint8_t)(1 + s->nonce[i] % 127);
+    memcpy(g.nonce, s->nonce, sizeof g.nonce);
+    g.caps = OFFERED_CAPS;
+    if (!w->tls)
+        g.caps &= ~SL_CLIENT_SSL;
+    g.collation = 45; /* utf8mb4_general_ci */
+    g.status = SL_STATUS_AUTOCOMMIT;
+    snprintf(g.auth_plugin, sizeof g.auth_plugin, "mysql_native_password");
+    uint8_t buf[256];
+    size_t n = sl_greeting_build(buf, sizeof buf, &g);
+    s->seq = 1;
+    send_packet(s, 0, buf, n);
+    uv_timer_start(&s->timer, on_timer, HANDSHAKE_TIMEOUT_MS, 0);
+    sl_logkv(SL_LOG_INFO, s->id, "", "client connected from %s to proxy %s", s->peer,
+             p->cfg->name);
+}
+
+/* ---- framing ------------------------------------------------------------------------------------ */
+
+/* Find one complete logical packet at the head of the buffer. Returns 1 with *total (bytes including
+ * every chunk header) and the first chunk's payload; 0 when more bytes are needed; -1 when the
+ * packet exceeds max. */
+static int frame(const struct sl_buf *in, size_t max, size_t *total, const uint8_t **payload,
+                 size_t *first_len, size_t *logical_len)
+{
+    const uint8_t *p = sl_buf_head(in);
+    size_t avail = sl_buf_avail(in), off = 0, logical = 0;
+    for (;;) {
+        if (avail - off < SL_PKT_HDR_LEN)
+            return 0;
+        uint32_t len = sl_pkt_len(p + off);
+        logical += len;
+        if (logical > max)
+            return -1;
+        if (off == 0)
+            *first_len = len;
+        if (avail - off - SL_PKT_HDR_LEN < len)
+            return 0;
+        off += SL_PKT_HDR_LEN + len;
+        if (len < SL_PKT_MAX_CHUNK)
+            break;
+    }
+    *total = off;
+    *payload = p + SL_PKT_HDR_LEN;
+    *logical_len = logical;
+    return 1;
+}
+
+/* ---- authentication ----------------------------------------------------------------------------- */
+
+static void deny(struct sl_session *s, const char *user, size_t user_len, bool with_password)
+{
+    char msg[300];
+    char host[64];
+    snprintf(host, sizeof host, "%s", s->peer);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    snprintf(msg, sizeof msg, "Access denied for user '%.*s'@'%s' (using password: %s)",
+             (int)(user_len > 128 ? 128 : user_len), user, host, with_password ? "YES" : "NO");
+    s->proxy->worker->stats.auth_failures++;
+    sl_info(s->id, "authentication failed for user %.*s", (int)(user_len > 128 ? 128 : user_len),
+            user);
+    send_err(s, s->seq, SL_ER_ACCESS_DENIED, "28000", msg);
+    sl_session_close(s);
+}
+
+static void login_complete(struct sl_session *s);
+
+static void auth_switch(struct sl_session *s, const char *plugin)
+{
+    uint8_t buf[128];
+    size_t n = sl_auth_switch_build(buf, sizeof buf, plugin, s->nonce, sizeof s->nonce);
+    s->auth_sha2 = strcmp(plugin, "caching_sha2_password") == 0;
+    send_packet(s, s->seq, buf, n);
+    s->seq = (uint8_t)(s->seq + 2);
+    s->state = SL_SS_AUTH_SWITCH;
+}
+
+static void sha2_double(const char *pw, size_t len, uint8_t out[32]);
+
+/* Check the client's answer for the plugin the exchange runs. */
+static void check_auth(struct sl_session *s, const char *plugin, size_t plugin_len,
+                       const uint8_t *auth, size_t auth_len)
+{
+    struct sl_user *u = s->user;
+    const char *pw = u->secret.password;
+    size_t pw_len = u->secret.password_len;
+    const char *name = u->secret.username;
+#define IS(lit) (plugin_len == sizeof lit - 1 && memcmp(plugin, lit, plugin_len) == 0)
+    if (IS("mysql_clear_password")) {
+        /* Only inside TLS: the password travels as it is. */
+        if (!s->tls) {
+            deny(s, name, strlen(name), true);
+            return;
+        }
+        size_t n = auth_len > 0 && auth[auth_len - 1] == 0 ? auth_len - 1 : auth_len;
+        if (sl_token_equal(auth, n, (const uint8_t *)pw, pw_len))
+            login_complete(s);
+        else
+            deny(s, name, strlen(name), n > 0);
+        return;
+    }
+    if (u->cfg.client_auth == SL_AUTH_MYSQL_NATIVE_PASSWORD) {
+        if (!IS("mysql_native_password")) {
+            auth_switch(s, "mysql_native_password");
+            return;
+        }
+        uint8_t want[20];
+        size_t wl = sl_native_token(s->nonce, pw, pw_len, want);
+        if (sl_token_equal(auth, auth_len, want, wl))
+            login_complete(s);
+        else
+            deny(s, name, strlen(name), auth_len > 0);
+        return;
+    }
+    /* caching_sha2_password */
+    if (!IS("caching_sha2_password")) {
+        auth_switch(s, "caching_sha2_password");
+        return;
+    }
+    uint8_t dbl[32];
+    sha2_double(pw, pw_len, dbl);
+    if (pw_len == 0 && auth_len == 0) {
+        login_complete(s);
+        return;
+    }
+    if (u->sha2_cached && memcmp(u->sha2_cache, dbl, sizeof dbl) == 0) {
+        uint8_t want[32];
+        size_t wl = sl_sha2_token(s->nonce, pw, pw_len, want);
+        if (sl_token_equal(auth, auth_len, want, wl)) {
+            static const uint8_t fast_ok[] = {0x01, 0x03};
+            send_packet(s, s->seq, fast_ok, sizeof fast_ok);
+            s->seq++;
+            login_complete(s);
+        } else {
+            deny(s, name, strlen(name), auth_len > 0);
+        }
+        return;
+    }
+    /* Not cached: full authentication, which needs the password in clear, hence TLS. */
+    if (!s->tls) {
+        deny(s, name, strlen(name), auth_len > 0);
+        return;
+    }
+    static const uint8_t full[] = {0x01, 0x04};
+    send_packet(s, s->seq, full, sizeof full);
+    s->seq = (uint8_t)(s->seq + 2);
+    s->state = SL_SS_AUTH_FULL;
+#undef IS
+}
+
+static void sha2_double(const char *pw, size_t len, uint8_t out[32])
+{
+    uint8_t once[32];
+    unsigned int n = 0;
+    EVP_Digest(pw, len, once, &n, EVP_sha256(), NULL);
+    EVP_Digest(once, sizeof once, out, &n, EVP_sha256(), NULL);
+}
+
+static void handle_full_auth(struct sl_session *s, const uint8_t *p, size_t len)
+{
+    struct sl_user *u = s->user;
+    size_t n = len > 0 && p[len - 1] == 0 ? len - 1 : len;
+    if (!sl_token_equal(p, n, (const uint8_t *)u->secret.password, u->secret.password_len)) {
+        deny(s, u->secret.username, strlen(u->secret.username), true);
+        return;
+    }
+    sha2_double(u->secret.password, u->secret.password_len, u->sha2_cache);
+    u->sha2_cached = true;
+    login_complete(s);
+}
+
+static void handle_handshake_response(struct sl_session *s, const uint8_t *p, size_t len)
+{
+    struct sl_handshake_response r;
+    struct sl_worker *w = s->proxy->worker;
+    if (sl_handshake_response_parse(p, len, &r) != 0) {
+        send_err(s, s->seq, SL_ER_HANDSHAKE, "08S01", "Bad handshake");
+        sl_session_close(s);
+        return;
+    }
+    if (r.is_ssl_request) {
+        if (s->state != SL_SS_GREETING || !w->tls) {
+            send_err(s, s->seq, SL_ER_HANDSHAKE, "08S01", "Bad handshake");
+            sl_session_close(s);
+            return;
+        }
+        s->seq++;
+        s->state = SL_SS_TLS;
+        if (sl_stream_tls_accept(&s->cs, w->tls) != 0)
+            sl_session_close(s);
+        return;
+    }
+    if (!s->tls && s->proxy->cfg->require_tls) {
+        send_err(s, s->seq, SL_ER_SECURE_TRANSPORT, "08004",
+                 "Connections using insecure transport are prohibited: this proxy requires TLS");
+        sl_session_close(s);
+        return;
+    }
+    s->seq++;
+    s->caps = r.caps & OFFERED_CAPS;
+    s->collation = r.collation ? r.collation : 45;
+    s->multi_statements = (s->caps & SL_CLIENT_MULTI_STATEMENTS) != 0;
+    s->status = SL_STATUS_AUTOCOMMIT;
+    s->user = sl_user_find(s->proxy, r.user, r.user_len);
+    if (!s->user) {
+        deny(s, r.user, r.user_len, r.auth_len > 0);
+        return;
+    }
+    if (r.has_db && r.db_len > 0 && sl_vars_set_schema(&s->want, r.db, r.db_len) != 0) {
+        deny(s, r.user, r.user_len, r.auth_len > 0);
+        return;
+    }
+    const char *plugin = r.plugin_len ? r.plugin : "mysql_native_password";
+    size_t plugin_len = r.plugin_len ? r.plugin_len : strlen(plugin);
+    check_auth(s, plugin, plugin_len, r.auth, r.auth_len);
+}
+
+static void login_complete(struct sl_session *s)
+{
+    struct sl_proxy *p = s->proxy;
+    uint32_t class_caps = s->caps & SL_CLASS_CAPS;
+    s->share = sl_share_get(&p->targets[0], s->user, s->collation, class_caps);
+    if (!s->share) {
+        send_err(s, s->seq, 1040, "08004", "Too many connections");
+        sl_session_close(s);
+        return;
+    }
+    sl_logkv(SL_LOG_INFO, s->id, "", "client authenticated as %s%s", s->user->secret.username,
+             s->tls ? " over TLS" : "");
+    if (s->want.schema) {
+        /* The database named at login must exist and be allowed: ask the database, as a direct
+         * connection would, before telling the client it is in. */
+        s->pending = SL_PENDING_LOGIN_DB;
+        s->state = SL_SS_WAITING;
+        s->cmd_len = 0;
+        sl_pool_borrow(s);
+        return;
+    }
+    send_ok(s, s->seq);
+    s->state = SL_SS_IDLE;
+    arm_idle_timer(s);
+}
+
+/* ---- commands ----------------------------------------------------------------------------------- */
+
+static enum sl_resp_kind kind_of(uint8_t cmd)
+{
+    switch (cmd) {
+    case SL_COM_QUERY:
+    case SL_COM_STMT_EXECUTE:
+        return SL_RESP_QUERY;
+    case SL_COM_STMT_PREPARE:
+        return SL_RESP_PREPARE;
+    case SL_COM_STMT_FETCH:
+        return SL_RESP_FETCH;
+    case SL_COM_FIELD_LIST:
+        return SL_RESP_FIELD_LIST;
+    case SL_COM_STATISTICS:
+        return SL_RESP_ONE_PACKET;
+    case SL_COM_SET_OPTION:
+        return SL_RESP_EOF_ERR;
+    default:
+        return SL_RESP_OK_ERR;
+    }
+}
+
+/* Commands the server does not answer. */
+static bool no_response(uint8_t cmd)
+{
+    return cmd == SL_COM_STMT_CLOSE || cmd == SL_COM_STMT_SEND_LONG_DATA;
+}
+
+/* Give the backend back when the client no longer needs it: outside a transaction, not pinned. */
+static void maybe_release(struct sl_session *s)
+{
+    struct sl_backend *b = s->be;
+    if (!b || (s->status & SL_STATUS_IN_TRANS) || s->pins)
+        return;
+    s->be = NULL;
+    b->session = NULL;
+    sl_pool_release(b, false);
+}
+
+static void finish_command(struct sl_session *s)
+{
+    s->state = SL_SS_IDLE;
+    maybe_release(s);
+    if (s->proxy->worker->draining && !s->be) {
+        sl_session_close(s);
+        return;
+    }
+    arm_idle_timer(s);
+    sl_stream_read_start(&s->cs);
+    if (sl_buf_avail(&s->cs.in) > 0)
+        on_client_read(&s->cs);
+}
+
+static void forward_pending(struct sl_session *s)
+{
+    struct sl_backend *b = s->be;
+    const uint8_t *pkt = sl_buf_head(&s->cs.in);
+    s->state = SL_SS_BUSY;
+    s->proxy->worker->stats.queries++;
+    if (no_response(s->cmd)) {
+        sl_stream_write(&b->bs, pkt, s->cmd_len);
+        sl_buf_consume(&s->cs.in, s->cmd_len);
+        s->cmd_len = 0;
+        finish_command(s);
+        return;
+    }
+    sl_backend_send_command(b, pkt, s->cmd_len, kind_of(s->cmd));
+    sl_buf_consume(&s->cs.in, s->cmd_len);
+    s->cmd_len = 0;
+}
+
+void sl_session_got_backend(struct sl_session *s, struct sl_backend *b)
+{
+    uv_timer_stop(&s->timer);
+    s->be = b;
+    b->session = s;
+    if (sl_backend_prepare(b))
+        sl_session_backend_ready(s);
+}
+
+void sl_session_backend_ready(struct sl_session *s)
+{
+    if (s->pending == SL_PENDING_LOGIN_DB) {
+        s->pending = SL_PENDING_COMMAND;
+        send_ok(s, s->seq);
+        s->state = SL_SS_IDLE;
+        maybe_release(s);
+        arm_idle_timer(s);
+        if (sl_buf_avail(&s->cs.in) > 0)
+            on_client_read(&s->cs);
+        return;
+    }
+    forward_pending(s);
+}
+
+void sl_session_relay_done(struct sl_session *s)
+{
+    s->status = s->be ? s->be->rt.status : s->status;
+    finish_command(s);
+}
+
+void sl_session_backend_lost(struct sl_session *s)
+{
+    s->be = NULL;
+    if (s->state == SL_SS_WAITING && s->pending == SL_PENDING_LOGIN_DB) {
+        sl_session_close(s);
+        return;
+    }
+    sl_info(s->id, "backend connection lost; closing the client session");
+    sl_session_close(s);
+}
+
+/* Answer an error a preparation step got (e.g. COM_INIT_DB refused) as the reply to the client's
+ * command, or to its login. */
+void sl_session_prepare_failed(struct sl_session *s, const uint8_t *err, size_t len)
+{
+    if (s->pending == SL_PENDING_LOGIN_DB) {
+        send_packet(s, s->seq, err, len);
+        sl_session_close(s);
+        return;
+    }
+    send_packet(s, 1, err, len);
+    sl_buf_consume(&s->cs.in, s->cmd_len);
+    s->cmd_len = 0;
+    finish_command(s);
+}
+
+static void reply_local(struct sl_session *s, uint8_t cmd, const uint8_t *payload, size_t len)
+{
+    switch (cmd) {
+    case SL_COM_PING:
+        send_ok(s, 1);
+        break;
+    case SL_COM_SET_OPTION: {
+        if (len < 3) {
+            send_err(s, 1, SL_ER_UNKNOWN_COM, "08S01", "Malformed COM_SET_OPTION");
+            break;
+        }
+        uint16_t opt = sl_get_u16(payload + 1);
+        if (opt > 1) {
+            send_err(s, 1, SL_ER_UNKNOWN_COM, "08S01", "Unknown COM_SET_OPTION option");
+            break;
+        }
+        s->multi_statements = opt == 0;
+        uint8_t eof[8];
+        size_t n = sl_eof_build(eof, sizeof eof, 0, s->status);
+        send_packet(s, 1, eof, n);
+        break;
+    }
+    case SL_COM_RESET_CONNECTION: {
+        /* Nothing is held: the client's logical session is all there is to reset. The schema stays,
+         * as it does on the server. */
+        char *schema = s->want.schema ? strdup(s->want.schema) : NULL;
+        sl_vars_clear(&s->want);
+        if (schema) {
+            sl_vars_set_schema(&s->want, schema, strlen(schema));
+            free(schema);
+        }
+        s->pins = 0;
+        s->status = SL_STATUS_AUTOCOMMIT;
+        send_ok(s, 1);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static bool answered_locally(const struct sl_session *s, uint8_t cmd)
+{
+    if (s->be)
+        return cmd == SL_COM_SET_OPTION; /* applied before the next command */
+    return cmd == SL_COM_PING || cmd == SL_COM_SET_OPTION || cmd == SL_COM_RESET_CONNECTION;
+}
+
+static void handle_command(struct sl_session *s, const uint8_t *payload, size_t first_len,
+                           size_t logical_len, size_t total)
+{
+    uint8_t cmd = first_len ? payload[0] : 0xFF;
+    uv_timer_stop(&s->timer);
+    if (sl_pkt_seq(sl_buf_head(&s->cs.in)) != 0) {
+        send_err(s, 1, SL_ER_NET_PACKETS_OUT_OF_ORDER, "08S01", "Got packets out of order");
+        sl_session_close(s);
+        return;
+    }
+    switch (cmd) {
+    case SL_COM_QUIT:
+        sl_session_close(s);
+        return;
+    case SL_COM_QUERY:
+    case SL_COM_STMT_PREPARE:
+    case SL_COM_STMT_EXECUTE:
+    case SL_COM_STMT_SEND_LONG_DATA:
+    case SL_COM_STMT_CLOSE:
+    case SL_COM_STMT_RESET:
+    case SL_COM_STMT_FETCH:
+    case SL_COM_INIT_DB:
+    case SL_COM_FIELD_LIST:
+    case SL_COM_STATISTICS:
+    case SL_COM_PING:
+    case SL_COM_SET_OPTION:
+    case SL_COM_RESET_CONNECTION:
+        break;
+    default:
+        sl_buf_consume(&s->cs.in, total);
+        send_err(s, 1, SL_ER_UNKNOWN_COM, "08S01", "Unknown command");
+        arm_idle_timer(s);
+        return;
+    }
+    if (answered_locally(s, cmd)) {
+        reply_local(s, cmd, payload, first_len);
+        sl_buf_consume(&s->cs.in, total);
+        arm_idle_timer(s);
+        return;
+    }
+    if (cmd == SL_COM_QUERY) {
+        if (logical_len - 1 > SL_LARGE_STATEMENT_BYTES)
+            s->pins |= SL_PIN_LARGE_STATEMENT;
+        else
+            s->pins |= sl_pinscan((const char *)payload + 1, first_len - 1);
+    } else if (cmd == SL_COM_STMT_PREPARE) {
+        s->pins |= SL_PIN_PREPARED;
+    } else if (cmd == SL_COM_RESET_CONNECTION) {
+        s->pins = 0; /* the held backend resets itself and is released after the OK */
+    }
+    s->cmd = cmd;
+    s->cmd_len = total;
+    s->pending = SL_PENDING_COMMAND;
+    if (s->be) {
+        if (sl_backend_prepare(s->be))
+            forward_pending(s);
+        else
+            s->state = SL_SS_WAITING;
+        return;
+    }
+    s->state = SL_SS_WAITING;
+    s->wait_started = sl_now(s->proxy->worker);
+    sl_pool_borrow(s);
+}
+
+void sl_session_arm_borrow_timer(struct sl_session *s)
+{
+    unsigned secs = s->proxy->cfg->pool.connection_borrow_timeout;
+    uv_timer_start(&s->timer, on_timer, (uint64_t)secs * 1000, 0);
+}
+
+static void on_client_read(struct sl_stream *st)
+{
+    struct sl_session *s = session_of(st);
+    size_t max = s->proxy->cfg->max_packet_size;
+    while (s->state != SL_SS_CLOSING) {
+        if (s->be && s->be->infile) {
+            sl_backend_forward_infile(s->be, &s->cs.in);
+            return;
+        }
+        if (s->state == SL_SS_WAITING || s->state == SL_SS_BUSY || s->state == SL_SS_TLS)
+            return; /* pipelined bytes wait until the current command is done */
+        size_t total, first_len, logical_len;
+        const uint8_t *payload;
+        int r = frame(&s->cs.in, max, &total, &payload, &first_len, &logical_len);
+        if (r == 0)
+            return;
+        if (r < 0) {
+            send_err(s, s->state >= SL_SS_IDLE ? 1 : s->seq, SL_ER_NET_PACKET_TOO_LARGE, "08S01",
+                     "Got a packet bigger than 'max_allowed_packet' bytes");
+            sl_session_close(s);
+            return;
+        }
+        switch (s->state) {
+        case SL_SS_GREETING:
+        case SL_SS_AUTH_RESPONSE:
+        case SL_SS_AUTH_SWITCH:
+        case SL_SS_AUTH_FULL: {
+            uint8_t seq = sl_pkt_seq(sl_buf_head(&s->cs.in));
+            if (seq != s->seq || logical_len != first_len) {
+                send_err(s, (uint8_t)(seq + 1), SL_ER_HANDSHAKE, "08S01", "Bad handshake");
+                sl_session_close(s);
+                return;
+            }
+            /* Consumed before it is handled: the bytes stay readable (nothing writes into the
+             * buffer meanwhile), and a TLS upgrade must only see what follows the SSLRequest. */
+            sl_buf_consume(&s->cs.in, total);
+            if (s->state == SL_SS_AUTH_SWITCH) {
+                const char *pl = s->auth_sha2 ? "caching_sha2_password" : "mysql_native_password";
+                s->seq++;
+                check_auth(s, pl, strlen(pl), payload, first_len);
+            } else if (s->state == SL_SS_AUTH_FULL) {
+                s->seq++;
+                handle_full_auth(s, payload, first_len);
+            } else {
+                handle_handshake_response(s, payload, first_len);
+            }
+            break;
+        }
+        case SL_SS_IDLE:
+            handle_command(s, payload, first_len, logical_len, total);
+            break;
+        default:
+            return;
+        }
+    }
+}
+
+static void on_client_tls_done(struct sl_stream *st)
+{
+    struct sl_session *s = session_of(st);
+    s->tls = true;
+    s->state = SL_SS_AUTH_RESPONSE;
+}
+
+static void on_client_drained(struct sl_stream *st)
+{
+    struct sl_session *s = session_of(st);
+    if (s->be)
+        sl_stream_read_start(&s->be->bs);
+}

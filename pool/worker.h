@@ -1,0 +1,43 @@
+/* A worker: one libuv loop that owns client sessions, backend connections and pools for the proxies
+ * of a configuration snapshot. The daemon runs one today; the structure allows one per core later
+ * (each with SO_REUSEPORT listeners and its own pools, no lock on the per-query path). */
+#ifndef SL_POOL_WORKER_H
+#define SL_POOL_WORKER_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "base/config.h"
+
+struct sl_worker;
+
+struct sl_worker_stats {
+    uint64_t client_connections_total;
+    uint64_t client_connections_active;
+    uint64_t auth_failures;
+    uint64_t backend_connections_opened;
+    uint64_t backend_connections_active;
+    uint64_t borrow_timeouts;
+    uint64_t queries;
+};
+
+/* Start serving cfg (ownership moves to the worker on success): open listeners, resolve secrets.
+ * Returns 0, or -1 with a reason in err (nothing is left running). */
+int sl_worker_start(uv_loop_t *loop, struct sl_config *cfg, struct sl_worker **out, char *err,
+                    size_t errlen);
+
+/* Apply a new configuration (ownership moves on success). Proxies are matched by name: new ones
+ * start listening, removed ones stop accepting (their sessions finish), changed settings apply to new
+ * logins and new backend connections. On failure the old configuration stays in force. */
+int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size_t errlen);
+
+/* Stop accepting; close idle clients now and the others when their transaction ends or after
+ * timeout_ms; then close backends and call done(arg). The worker must then be freed. */
+void sl_worker_drain(struct sl_worker *w, uint64_t timeout_ms, void (*done)(void *arg), void *arg);
+
+void sl_worker_free(struct sl_worker *w);
+
+const struct sl_worker_stats *sl_worker_stats(const struct sl_worker *w);
+
+#endif
