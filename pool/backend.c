@@ -342,6 +342,27 @@ static void prepare_done(struct sl_backend *b, const uint8_t *err, size_t err_le
 
 /* ---- session tracking --------------------------------------------------------------------------- */
 
+/* Record a reported variable on the backend and, for a client's statement, in the client's wanted
+ * state. Setting the connection character set also changes the collation and vice versa, but tracking
+ * reports only the one named: the partner becomes unknown on both sides (see sl_vars_diff_sql). */
+static void track_var(struct sl_backend *b, struct sl_session *s, enum sl_var_id id,
+                      const char *value, size_t len)
+{
+    enum sl_var_id partner = SL_VAR_COUNT;
+    if (id == SL_VAR_CHARACTER_SET_CONNECTION)
+        partner = SL_VAR_COLLATION_CONNECTION;
+    else if (id == SL_VAR_COLLATION_CONNECTION)
+        partner = SL_VAR_CHARACTER_SET_CONNECTION;
+    sl_vars_set(&b->have, id, value, len);
+    if (partner != SL_VAR_COUNT)
+        sl_vars_set(&b->have, partner, NULL, 0);
+    if (!s)
+        return;
+    sl_vars_set(&s->want, id, value, len);
+    if (partner != SL_VAR_COUNT)
+        sl_vars_set(&s->want, partner, NULL, 0);
+}
+
 static void on_track_ok(void *arg, const uint8_t *payload, size_t len)
 {
     struct sl_backend *b = arg;
@@ -359,9 +380,7 @@ static void on_track_ok(void *arg, const uint8_t *payload, size_t len)
             int id = sl_var_lookup((const char *)e.name, e.name_len);
             explained = true;
             if (id >= 0) {
-                sl_vars_set(&b->have, (enum sl_var_id)id, (const char *)e.value, e.value_len);
-                if (s)
-                    sl_vars_set(&s->want, (enum sl_var_id)id, (const char *)e.value, e.value_len);
+                track_var(b, s, (enum sl_var_id)id, (const char *)e.value, e.value_len);
             } else if (s && !exclude_sets) {
                 s->pins |= SL_PIN_SET_VARIABLE;
             }

@@ -284,11 +284,13 @@ static void login_complete(struct sl_session *s);
 
 static void auth_switch(struct sl_session *s, const char *plugin)
 {
-    uint8_t buf[128];
-    size_t n = sl_auth_switch_build(buf, sizeof buf, plugin, s->nonce, sizeof s->nonce);
+    uint8_t buf[128], data[SL_NONCE_LEN + 1];
+    memcpy(data, s->nonce, SL_NONCE_LEN);
+    data[SL_NONCE_LEN] = 0; /* clients expect the nonce NUL-terminated, as the server sends it */
+    size_t n = sl_auth_switch_build(buf, sizeof buf, plugin, data, sizeof data);
     s->auth_sha2 = strcmp(plugin, "caching_sha2_password") == 0;
     send_packet(s, s->seq, buf, n);
-    s->seq = (uint8_t)(s->seq + 2);
+    s->seq++; /* from here on s->seq is the id the client's answer must carry */
     s->state = SL_SS_AUTH_SWITCH;
 }
 
@@ -348,19 +350,19 @@ static void check_auth(struct sl_session *s, const char *plugin, size_t plugin_l
             send_packet(s, s->seq, fast_ok, sizeof fast_ok);
             s->seq++;
             login_complete(s);
-        } else {
-            deny(s, name, strlen(name), auth_len > 0);
+            return;
         }
-        return;
+        /* A scramble that does not match falls back to full authentication, as on the MySQL
+         * server (some clients scramble with the nonce's trailing NUL after an AuthSwitch). */
     }
-    /* Not cached: full authentication, which needs the password in clear, hence TLS. */
+    /* Full authentication needs the password in clear, hence TLS. */
     if (!s->tls) {
         deny(s, name, strlen(name), auth_len > 0);
         return;
     }
     static const uint8_t full[] = {0x01, 0x04};
     send_packet(s, s->seq, full, sizeof full);
-    s->seq = (uint8_t)(s->seq + 2);
+    s->seq++;
     s->state = SL_SS_AUTH_FULL;
 #undef IS
 }
