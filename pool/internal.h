@@ -186,6 +186,8 @@ struct sl_session {
     uint16_t status;               /* status flags the client last saw */
     uint8_t cmd;                   /* command in flight */
     size_t cmd_len;                /* bytes of the buffered command (headers included) */
+    uint8_t rewrite[48];           /* a command sent instead of the buffered one (KILL mapping) */
+    size_t rewrite_len;
     uv_timer_t timer;              /* idle-client and borrow timeouts */
     double wait_started;
     char peer[64];

@@ -176,6 +176,17 @@ struct sl_auth_switch {
 };
 int sl_auth_switch_parse(const uint8_t *p, size_t len, struct sl_auth_switch *out);
 
+/* COM_CHANGE_USER (client -> server); caps are the client's negotiated capabilities. collation is 0
+ * when the packet does not carry one. */
+struct sl_change_user {
+    const char *user;     size_t user_len;
+    const uint8_t *auth;  size_t auth_len;
+    const char *db;       size_t db_len;
+    uint16_t collation;
+    const char *plugin;   size_t plugin_len;
+};
+int sl_change_user_parse(const uint8_t *p, size_t len, uint32_t caps, struct sl_change_user *out);
+
 /* ---- OK / ERR / EOF --------------------------------------------------------------------------- */
 struct sl_ok {
     uint64_t affected_rows;

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "pool/errors.h"
 #include "pool/internal.h"
+#include "pool/kill.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define SERVER_VERSION "11.0.0-sluice-MariaDB" /* "MariaDB" lets Connector/C expect MariaDB caps */
@@ -527,7 +528,16 @@ static void forward_pending(struct sl_session *s)
         finish_command(s);
         return;
     }
-    sl_backend_send_command(b, pkt, s->cmd_len, kind_of(s->cmd));
+    if (s->rewrite_len) {
+        /* A KILL aimed at a proxy connection id, rewritten to name the database thread. */
+        uint8_t pkt2[SL_PKT_HDR_LEN + sizeof s->rewrite];
+        sl_pkt_hdr_put(pkt2, (uint32_t)s->rewrite_len, 0);
+        memcpy(pkt2 + SL_PKT_HDR_LEN, s->rewrite, s->rewrite_len);
+        sl_backend_send_command(b, pkt2, SL_PKT_HDR_LEN + s->rewrite_len, SL_RESP_OK_ERR);
+        s->rewrite_len = 0;
+    } else {
+        sl_backend_send_command(b, pkt, s->cmd_len, kind_of(s->cmd));
+    }
     sl_buf_consume(&s->cs.in, s->cmd_len);
     s->cmd_len = 0;
 }
@@ -636,6 +646,108 @@ static bool answered_locally(const struct sl_session *s, uint8_t cmd)
     return cmd == SL_COM_PING || cmd == SL_COM_SET_OPTION || cmd == SL_COM_RESET_CONNECTION;
 }
 
+/* Give back (or reset) the held backend: the client's session is about to start over. */
+static void drop_backend(struct sl_session *s)
+{
+    struct sl_backend *b = s->be;
+    if (!b)
+        return;
+    s->be = NULL;
+    b->session = NULL;
+    sl_pool_release(b, s->pins != 0 || (s->status & SL_STATUS_IN_TRANS));
+}
+
+/* COM_CHANGE_USER: a full re-authentication as another (or the same) user, with a fresh nonce as
+ * MariaDB does, and a session that starts from scratch. */
+static void handle_change_user(struct sl_session *s, const uint8_t *payload, size_t len,
+                               size_t total)
+{
+    struct sl_change_user cu;
+    if (sl_change_user_parse(payload, len, s->caps, &cu) != 0) {
+        s->seq = 1;
+        send_err(s, 1, SL_ER_HANDSHAKE, "08S01", "Bad handshake");
+        sl_session_close(s);
+        return;
+    }
+    drop_backend(s);
+    sl_vars_clear(&s->want);
+    s->pins = 0;
+    s->status = SL_STATUS_AUTOCOMMIT;
+    s->multi_statements = (s->caps & SL_CLIENT_MULTI_STATEMENTS) != 0;
+    if (cu.collation)
+        s->collation = (uint8_t)cu.collation;
+    s->seq = 1;
+    s->user = sl_user_find(s->proxy, cu.user, cu.user_len);
+    if (!s->user) {
+        deny(s, cu.user, cu.user_len, cu.auth_len > 0);
+        return;
+    }
+    if (cu.db_len && sl_vars_set_schema(&s->want, cu.db, cu.db_len) != 0) {
+        deny(s, cu.user, cu.user_len, cu.auth_len > 0);
+        return;
+    }
+    sl_buf_consume(&s->cs.in, total);
+    RAND_bytes(s->nonce, sizeof s->nonce);
+    for (size_t i = 0; i < sizeof s->nonce; i++)
+        s->nonce[i] = (uint8_t)(1 + s->nonce[i] % 127);
+    uv_timer_start(&s->timer, on_timer, HANDSHAKE_TIMEOUT_MS, 0);
+    auth_switch(s, s->user->cfg.client_auth == SL_AUTH_MYSQL_CACHING_SHA2 ? "caching_sha2_password"
+                                                                         : "mysql_native_password");
+}
+
+static struct sl_session *find_session(struct sl_worker *w, uint64_t id)
+{
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe(pos, tmp, &w->sessions)
+    {
+        struct sl_session *t = sl_container_of(pos, struct sl_session, link);
+        if (t->id == id)
+            return t;
+    }
+    return NULL;
+}
+
+/* KILL [QUERY] <proxy connection id>. Returns true when answered here; false when the (rewritten)
+ * statement goes to the database through the requester's backend. */
+static bool handle_kill(struct sl_session *s, const struct sl_kill *k)
+{
+    char msg[96];
+    struct sl_session *t = find_session(s->proxy->worker, k->id);
+    if (!t || t->state == SL_SS_CLOSING || t->state < SL_SS_IDLE) {
+        snprintf(msg, sizeof msg, "Unknown thread id: %llu", (unsigned long long)k->id);
+        send_err(s, 1, 1094, "HY000", msg);
+        return true;
+    }
+    if (t->user != s->user) {
+        snprintf(msg, sizeof msg, "You are not owner of thread %llu", (unsigned long long)k->id);
+        send_err(s, 1, 1095, "HY000", msg);
+        return true;
+    }
+    if (t == s) {
+        if (k->query_only) {
+            send_ok(s, 1);
+            return true;
+        }
+        send_err(s, 1, 1927, "70100", "Connection was killed");
+        sl_session_close(s);
+        return true;
+    }
+    if (!t->be) {
+        /* Nothing runs on the database for it: a connection kill is ours alone. */
+        if (!k->query_only)
+            sl_session_close(t);
+        send_ok(s, 1);
+        return true;
+    }
+    s->rewrite_len = (size_t)snprintf((char *)s->rewrite + 1, sizeof s->rewrite - 1, "KILL %s %u",
+                                      k->query_only ? "QUERY" : "CONNECTION", t->be->thread_id) +
+                     1;
+    s->rewrite[0] = SL_COM_QUERY;
+    if (!k->query_only)
+        sl_session_close(t);
+    return false;
+}
+
 static void handle_command(struct sl_session *s, const uint8_t *payload, size_t first_len,
                            size_t logical_len, size_t total)
 {
@@ -650,6 +762,17 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
     case SL_COM_QUIT:
         sl_session_close(s);
         return;
+    case SL_COM_CHANGE_USER:
+        handle_change_user(s, payload, first_len, total);
+        return;
+    case SL_COM_PROCESS_KILL:
+        if (first_len < 5) {
+            sl_buf_consume(&s->cs.in, total);
+            send_err(s, 1, SL_ER_UNKNOWN_COM, "08S01", "Malformed COM_PROCESS_KILL");
+            arm_idle_timer(s);
+            return;
+        }
+        break;
     case SL_COM_QUERY:
     case SL_COM_STMT_PREPARE:
     case SL_COM_STMT_EXECUTE:
@@ -675,6 +798,29 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
         sl_buf_consume(&s->cs.in, total);
         arm_idle_timer(s);
         return;
+    }
+    if (cmd == SL_COM_QUERY || cmd == SL_COM_PROCESS_KILL) {
+        struct sl_kill k = {.query_only = false, .id = 0};
+        enum sl_kill_parse_result kr = SL_KILL_ID;
+        if (cmd == SL_COM_PROCESS_KILL)
+            k.id = sl_get_u32(payload + 1);
+        else
+            kr = sl_kill_parse((const char *)payload + 1, first_len - 1, &k);
+        if (kr == SL_KILL_REFUSED) {
+            sl_buf_consume(&s->cs.in, total);
+            send_err(s, 1, SL_ER_NOT_SUPPORTED, "42000",
+                     "This version of sluice doesn't yet support this form of KILL: use KILL "
+                     "[QUERY] <connection id>");
+            arm_idle_timer(s);
+            return;
+        }
+        if (kr == SL_KILL_ID && handle_kill(s, &k)) {
+            if (s->state != SL_SS_CLOSING) {
+                sl_buf_consume(&s->cs.in, total);
+                arm_idle_timer(s);
+            }
+            return;
+        }
     }
     if (cmd == SL_COM_QUERY) {
         if (logical_len - 1 > SL_LARGE_STATEMENT_BYTES)
