@@ -82,6 +82,7 @@ int sl_backend_open(struct sl_share *share)
 static void on_be_closed(struct sl_stream *st)
 {
     struct sl_backend *b = st->owner;
+    sl_pool_unlink_affinity(b);
     sl_pool_backend_gone(b);
     sl_vars_clear(&b->have);
     free(b);
@@ -535,7 +536,7 @@ static void response_done(struct sl_backend *b, const uint8_t *last, size_t last
         if (b->session)
             b->session->pins &= ~(uint32_t)SL_PIN_LOCAL_INFILE;
         if (s)
-            sl_session_relay_done(s);
+            sl_session_relay_done(s, last, last_len);
         return;
     }
     switch (b->state) {

@@ -145,6 +145,7 @@ struct sl_backend {
     uint8_t login_seq;             /* next sequence id expected during login */
     enum sl_prep { SL_PREP_NONE, SL_PREP_SCHEMA, SL_PREP_VARS, SL_PREP_MULTI } prep;
     double idle_since;
+    struct sl_session *affine;     /* idle, but kept for this session's next command if possible */
 };
 
 /* ---- client sessions -------------------------------------------------------------------------- */
@@ -171,6 +172,7 @@ struct sl_session {
     struct sl_user *user;
     struct sl_share *share;
     struct sl_backend *be;         /* held backend, or NULL */
+    struct sl_backend *affine;     /* idle backend that served our last INSERT (LAST_INSERT_ID()) */
     enum sl_session_state state;
     enum sl_pending pending;
     uint64_t id;                   /* also the connection id shown to the client */
@@ -211,6 +213,7 @@ struct sl_share *sl_share_get(struct sl_target *t, struct sl_user *u, uint8_t co
 void sl_pool_borrow(struct sl_session *s);
 void sl_pool_cancel_wait(struct sl_session *s);
 void sl_pool_release(struct sl_backend *b, bool reset);
+void sl_pool_unlink_affinity(struct sl_backend *b);
 void sl_pool_backend_ready(struct sl_backend *b);
 void sl_pool_backend_gone(struct sl_backend *b);
 void sl_pool_backend_failed(struct sl_share *share, const char *reason, const uint8_t *err_pkt,
@@ -221,7 +224,8 @@ unsigned sl_target_limit(const struct sl_target *t);
 void sl_session_accept(struct sl_proxy *p);
 void sl_session_got_backend(struct sl_session *s, struct sl_backend *b);
 void sl_session_backend_ready(struct sl_session *s);
-void sl_session_relay_done(struct sl_session *s);
+/* last: the response's terminal packet when it is small (NULL otherwise). */
+void sl_session_relay_done(struct sl_session *s, const uint8_t *last, size_t last_len);
 void sl_session_backend_lost(struct sl_session *s);
 void sl_session_fail(struct sl_session *s, uint16_t code, const char *sqlstate, const char *msg);
 void sl_session_send_err_packet(struct sl_session *s, const uint8_t *payload, size_t len);

@@ -54,22 +54,43 @@ struct sl_share *sl_share_get(struct sl_target *t, struct sl_user *u, uint8_t co
     return sh;
 }
 
-/* An idle backend of the share, preferring one already in the session's state. */
-static struct sl_backend *take_idle(struct sl_share *sh, const struct sl_vars *want)
+void sl_pool_unlink_affinity(struct sl_backend *b)
 {
+    if (b->affine) {
+        b->affine->affine = NULL;
+        b->affine = NULL;
+    }
+}
+
+/* An idle backend for session s: the one affine to it if still idle; otherwise one already in the
+ * session's state, then any other, preferring those no other session is affine to. */
+static struct sl_backend *take_idle(struct sl_session *s)
+{
+    struct sl_share *sh = s->share;
+    const struct sl_vars *want = &s->want;
     struct sl_list *pos, *tmp;
-    struct sl_backend *first = NULL;
+    struct sl_backend *first = NULL, *best = NULL;
+    if (s->affine && s->affine->share == sh && s->affine->state == SL_BE_IDLE)
+        best = s->affine;
     sl_list_for_each_safe(pos, tmp, &sh->idle)
     {
+        if (best)
+            break;
         struct sl_backend *b = sl_container_of(pos, struct sl_backend, link);
+        if (b->affine)
+            continue;
         if (!first)
             first = b;
-        if (b->have.hash == want->hash && sl_vars_equal(&b->have, want)) {
-            first = b;
-            break;
-        }
+        if (b->have.hash == want->hash && sl_vars_equal(&b->have, want))
+            best = b;
     }
+    if (!best)
+        best = first;
+    if (!best && !sl_list_empty(&sh->idle)) /* only backends others are affine to are left */
+        best = sl_container_of(sh->idle.next, struct sl_backend, link);
+    first = best;
     if (first) {
+        sl_pool_unlink_affinity(first);
         sl_list_remove(&first->link);
         sh->target->idle--;
         first->state = SL_BE_RELAYING;
@@ -134,7 +155,7 @@ static void dispatch(struct sl_target *t)
     sl_list_for_each_safe(pos, tmp, &t->waiters)
     {
         struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
-        struct sl_backend *b = take_idle(s->share, &s->want);
+        struct sl_backend *b = take_idle(s);
         if (!b)
             continue;
         sl_list_remove(&s->wait_link);
@@ -147,7 +168,7 @@ void sl_pool_borrow(struct sl_session *s)
 {
     struct sl_target *t = s->share->target;
     if (sl_list_empty(&t->waiters)) {
-        struct sl_backend *b = take_idle(s->share, &s->want);
+        struct sl_backend *b = take_idle(s);
         if (b) {
             sl_session_got_backend(s, b);
             return;

@@ -112,6 +112,10 @@ void sl_session_close(struct sl_session *s)
         else
             sl_pool_release(b, s->pins != 0 || (b->status & SL_STATUS_IN_TRANS));
     }
+    if (s->affine) {
+        s->affine->affine = NULL;
+        s->affine = NULL;
+    }
     uv_timer_stop(&s->timer);
     s->state = SL_SS_CLOSING;
     sl_list_remove(&s->link);
@@ -490,8 +494,11 @@ static bool no_response(uint8_t cmd)
     return cmd == SL_COM_STMT_CLOSE || cmd == SL_COM_STMT_SEND_LONG_DATA;
 }
 
-/* Give the backend back when the client no longer needs it: outside a transaction, not pinned. */
-static void maybe_release(struct sl_session *s)
+/* Give the backend back when the client no longer needs it: outside a transaction, not pinned.
+ * After a statement that generated an insert id the backend stays affine to the session: it waits in
+ * the pool, and the session's next command gets it back unless another session needed it meanwhile,
+ * so that a following SELECT LAST_INSERT_ID() usually sees the same connection without pinning. */
+static void maybe_release(struct sl_session *s, bool insert_id)
 {
     struct sl_backend *b = s->be;
     if (!b || (s->status & SL_STATUS_IN_TRANS) || s->pins)
@@ -499,12 +506,16 @@ static void maybe_release(struct sl_session *s)
     s->be = NULL;
     b->session = NULL;
     sl_pool_release(b, false);
+    if (insert_id && b->state == SL_BE_IDLE) {
+        b->affine = s;
+        s->affine = b;
+    }
 }
 
-static void finish_command(struct sl_session *s)
+static void finish_command(struct sl_session *s, bool insert_id)
 {
     s->state = SL_SS_IDLE;
-    maybe_release(s);
+    maybe_release(s, insert_id);
     if (s->proxy->worker->draining && !s->be) {
         sl_session_close(s);
         return;
@@ -525,7 +536,7 @@ static void forward_pending(struct sl_session *s)
         sl_stream_write(&b->bs, pkt, s->cmd_len);
         sl_buf_consume(&s->cs.in, s->cmd_len);
         s->cmd_len = 0;
-        finish_command(s);
+        finish_command(s, false);
         return;
     }
     if (s->rewrite_len) {
@@ -557,7 +568,7 @@ void sl_session_backend_ready(struct sl_session *s)
         s->pending = SL_PENDING_COMMAND;
         send_ok(s, s->seq);
         s->state = SL_SS_IDLE;
-        maybe_release(s);
+        maybe_release(s, false);
         arm_idle_timer(s);
         if (sl_buf_avail(&s->cs.in) > 0)
             on_client_read(&s->cs);
@@ -566,10 +577,13 @@ void sl_session_backend_ready(struct sl_session *s)
     forward_pending(s);
 }
 
-void sl_session_relay_done(struct sl_session *s)
+void sl_session_relay_done(struct sl_session *s, const uint8_t *last, size_t last_len)
 {
     s->status = s->be ? s->be->rt.status : s->status;
-    finish_command(s);
+    struct sl_ok ok;
+    bool insert_id = last && last_len > 0 && last[0] == 0x00 && s->be &&
+                     sl_ok_parse(last, last_len, s->be->caps, &ok) == 0 && ok.last_insert_id != 0;
+    finish_command(s, insert_id);
 }
 
 void sl_session_backend_lost(struct sl_session *s)
@@ -595,7 +609,7 @@ void sl_session_prepare_failed(struct sl_session *s, const uint8_t *err, size_t 
     send_packet(s, 1, err, len);
     sl_buf_consume(&s->cs.in, s->cmd_len);
     s->cmd_len = 0;
-    finish_command(s);
+    finish_command(s, false);
 }
 
 static void reply_local(struct sl_session *s, uint8_t cmd, const uint8_t *payload, size_t len)
