@@ -448,6 +448,32 @@ static void protocol_error(struct sl_backend *b)
         sl_session_backend_lost(s);
 }
 
+/* Clients do not get CLIENT_SESSION_TRACK (backends always have it, for the proxy's own use), so an
+ * OK goes to them as the server would send it without tracking: the info string (length-encoded, as
+ * MariaDB writes it either way; omitted when empty), no session-state block, no
+ * SESSION_STATE_CHANGED flag. */
+static void forward_ok(struct sl_session *s, const uint8_t *pkt, uint32_t len)
+{
+    struct sl_ok ok;
+    uint8_t out[SL_PKT_HDR_LEN + 64];
+    if (sl_ok_parse(pkt + SL_PKT_HDR_LEN, len, SL_CLIENT_PROTOCOL_41 | SL_CLIENT_SESSION_TRACK,
+                    &ok) != 0) {
+        sl_stream_write(&s->cs, pkt, SL_PKT_HDR_LEN + len);
+        return;
+    }
+    size_t n = sl_ok_build(out + SL_PKT_HDR_LEN, sizeof out - SL_PKT_HDR_LEN, ok.affected_rows,
+                           ok.last_insert_id,
+                           (uint16_t)(ok.status & ~SL_STATUS_SESSION_STATE_CHANGED), ok.warnings);
+    if (pkt[SL_PKT_HDR_LEN] == 0xFE)
+        out[SL_PKT_HDR_LEN] = 0xFE;
+    if (ok.info_len)
+        n = (size_t)(sl_lenenc_put(out + SL_PKT_HDR_LEN + n, ok.info_len) - out) - SL_PKT_HDR_LEN;
+    sl_pkt_hdr_put(out, (uint32_t)(n + ok.info_len), sl_pkt_seq(pkt));
+    sl_stream_write(&s->cs, out, SL_PKT_HDR_LEN + n);
+    if (ok.info_len)
+        sl_stream_write(&s->cs, ok.info, ok.info_len);
+}
+
 static void relay(struct sl_backend *b)
 {
     struct sl_buf *in = &b->bs.in;
@@ -483,6 +509,8 @@ static void relay(struct sl_backend *b)
                 response_done(b, NULL, 0);
             continue;
         }
+        if (have == 0 && len > 0)
+            return; /* the tracker needs at least the first byte */
         enum sl_resp_result r = sl_resp_feed(&b->rt, p + SL_PKT_HDR_LEN, have, len);
         if (r == SL_RESP_NEED_FULL)
             return; /* a terminal packet is split across reads: wait for the rest */
@@ -501,7 +529,9 @@ static void relay(struct sl_backend *b)
             memcpy(last, p + SL_PKT_HDR_LEN, len);
             last_len = len;
         }
-        if (s)
+        if (s && b->rt.last_ok)
+            forward_ok(s, p, len);
+        else if (s)
             sl_stream_write(&s->cs, p, SL_PKT_HDR_LEN + have);
         sl_buf_consume(in, SL_PKT_HDR_LEN + have);
         b->chunk_left = (uint32_t)(len - have);
@@ -631,6 +661,13 @@ static void handle_greeting(struct sl_backend *b, const uint8_t *p, size_t len)
         return;
     }
     const struct sl_user *u = b->share->user;
+    struct sl_target *t = b->share->target;
+    t->ext_caps = (g.caps & SL_CLIENT_MYSQL) ? 0 : g.ext_caps;
+    if (b->share->ext_caps & ~t->ext_caps) {
+        /* Clients of this share were promised extended metadata this server does not send. */
+        fail_login(b, "UNSUPPORTED_SERVER", NULL, 0);
+        return;
+    }
     b->thread_id = g.conn_id;
     b->caps = (BACKEND_CAPS | b->share->class_caps) & g.caps;
     b->multi_statements = (b->caps & SL_CLIENT_MULTI_STATEMENTS) ? 1 : 0;
@@ -639,6 +676,7 @@ static void handle_greeting(struct sl_backend *b, const uint8_t *p, size_t len)
     struct sl_handshake_response r;
     memset(&r, 0, sizeof r);
     r.caps = b->caps;
+    r.ext_caps = b->share->ext_caps & g.ext_caps;
     r.max_packet = 1u << 30;
     r.collation = b->share->collation;
     r.user = u->secret.username;

@@ -49,6 +49,8 @@ struct sl_target {
     uint16_t port;
     struct sockaddr_storage addr;
     unsigned db_max_connections;   /* @@max_connections, 0 until read from the database */
+    uint32_t ext_caps;             /* MariaDB extended capabilities the server offered (offered to
+                                    * clients; assumed until the first backend login tells) */
     unsigned open;                 /* backends connected or connecting */
     unsigned idle;                 /* backends parked in a share's idle list */
     struct sl_list shares;         /* struct sl_share */
@@ -67,6 +69,7 @@ struct sl_share {
     struct sl_user *user;
     uint8_t collation;
     uint32_t class_caps;           /* SL_CLASS_CAPS bits the clients of this share negotiated */
+    uint32_t ext_caps;             /* MariaDB extended capabilities (SL_MARIADB_EXT_METADATA) */
     struct sl_list idle;           /* struct sl_backend, most recently used first */
     unsigned total;                /* backends of this share, any state */
     unsigned connecting;           /* of which still logging in or running setup */
@@ -179,6 +182,7 @@ struct sl_session {
     uint8_t nonce[SL_NONCE_LEN];
     uint8_t seq;                   /* next sequence id during the handshake */
     uint32_t caps;                 /* negotiated with the client */
+    uint32_t ext_caps;             /* MariaDB extended capabilities negotiated with the client */
     uint8_t collation;
     bool tls;
     bool auth_sha2;                /* the running auth exchange is caching_sha2_password */
@@ -209,7 +213,7 @@ void sl_backend_forward_infile(struct sl_backend *b, struct sl_buf *in);
 
 /* pool.c */
 struct sl_share *sl_share_get(struct sl_target *t, struct sl_user *u, uint8_t collation,
-                              uint32_t class_caps);
+                              uint32_t class_caps, uint32_t ext_caps);
 void sl_pool_borrow(struct sl_session *s);
 void sl_pool_cancel_wait(struct sl_session *s);
 void sl_pool_release(struct sl_backend *b, bool reset);

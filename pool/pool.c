@@ -32,13 +32,14 @@ static unsigned idle_limit(const struct sl_target *t)
 }
 
 struct sl_share *sl_share_get(struct sl_target *t, struct sl_user *u, uint8_t collation,
-                              uint32_t class_caps)
+                              uint32_t class_caps, uint32_t ext_caps)
 {
     struct sl_list *pos, *tmp;
     sl_list_for_each_safe(pos, tmp, &t->shares)
     {
         struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
-        if (sh->user == u && sh->collation == collation && sh->class_caps == class_caps)
+        if (sh->user == u && sh->collation == collation && sh->class_caps == class_caps &&
+            sh->ext_caps == ext_caps)
             return sh;
     }
     struct sl_share *sh = calloc(1, sizeof *sh);
@@ -48,6 +49,7 @@ struct sl_share *sl_share_get(struct sl_target *t, struct sl_user *u, uint8_t co
     sh->user = u;
     sh->collation = collation;
     sh->class_caps = class_caps;
+    sh->ext_caps = ext_caps;
     sl_list_init(&sh->idle);
     sl_vars_init(&sh->baseline);
     sl_list_push_back(&t->shares, &sh->link);

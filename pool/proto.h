@@ -86,6 +86,11 @@ int sl_lenenc_get(const uint8_t **p, const uint8_t *end, uint64_t *v);
 #define SL_CLIENT_SESSION_TRACK          (1u << 23)
 #define SL_CLIENT_DEPRECATE_EOF          (1u << 24)
 
+/* MariaDB extended capabilities (the 4 bytes after the filler when CLIENT_MYSQL is clear). Only
+ * EXTENDED_METADATA is relayed: it adds a block to column definitions without changing the shape of
+ * a result set (CACHE_METADATA would). */
+#define SL_MARIADB_EXT_METADATA          (1u << 3)
+
 #define SL_STATUS_IN_TRANS               0x0001
 #define SL_STATUS_AUTOCOMMIT             0x0002
 #define SL_STATUS_MORE_RESULTS           0x0008

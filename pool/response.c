@@ -120,6 +120,7 @@ static enum sl_resp_result on_ok(struct sl_resp_tracker *t, const uint8_t *p, si
 
     if (sl_ok_parse(p, len, t->caps, &ok) < 0)
         return fail(t);
+    t->last_ok = true;
     note_status(t, ok.status, ok.warnings);
     if ((ok.status & SL_STATUS_SESSION_STATE_CHANGED) && t->on_ok)
         t->on_ok(t->on_ok_arg, p, len);
@@ -200,6 +201,7 @@ enum sl_resp_result sl_resp_feed(struct sl_resp_tracker *t, const uint8_t *paylo
     uint16_t status = 0;
     enum sl_resp_result r;
 
+    t->last_ok = false;
     if (avail > len || (avail == 0 && len > 0) || t->state == ST_DONE || t->state == ST_BROKEN ||
         t->state == ST_INFILE_WAIT)
         return fail(t);

@@ -44,6 +44,7 @@ struct sl_resp_tracker {
     uint16_t error_code;
     bool saw_state_change;     /* any OK in the response had SESSION_STATE_CHANGED */
     uint32_t stmt_id;          /* SL_RESP_PREPARE: statement id from the prepare-OK */
+    bool last_ok;              /* the packet just fed was an OK packet (not a prepare-OK) */
     /* Each OK that carries a session-state block is reported to this callback (may be NULL) with the
      * parsed OK, so the caller can update its tracked session state. */
     void (*on_ok)(void *arg, const uint8_t *payload, size_t len);

@@ -18,15 +18,16 @@
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define SERVER_VERSION "11.0.0-sluice-MariaDB" /* "MariaDB" lets Connector/C expect MariaDB caps */
 
-/* What the front end offers. No DEPRECATE_EOF, compression, query attributes or MariaDB extended
- * capabilities: backends never negotiate them, and responses are relayed as they are. */
+/* What the front end offers. No DEPRECATE_EOF, compression or query attributes: backends never
+ * negotiate them, and responses are relayed as they are. No SESSION_TRACK either: backends track for
+ * the proxy (every variable, state changes) and the client would see entries it never asked for. */
 #define OFFERED_CAPS                                                                               \
     (SL_CLIENT_FOUND_ROWS | SL_CLIENT_LONG_FLAG | SL_CLIENT_CONNECT_WITH_DB | SL_CLIENT_NO_SCHEMA |  \
      SL_CLIENT_ODBC | SL_CLIENT_LOCAL_FILES | SL_CLIENT_IGNORE_SPACE | SL_CLIENT_PROTOCOL_41 |        \
      SL_CLIENT_INTERACTIVE | SL_CLIENT_SSL | SL_CLIENT_IGNORE_SIGPIPE | SL_CLIENT_TRANSACTIONS |      \
      SL_CLIENT_RESERVED | SL_CLIENT_SECURE_CONNECTION | SL_CLIENT_MULTI_STATEMENTS |                \
      SL_CLIENT_MULTI_RESULTS | SL_CLIENT_PS_MULTI_RESULTS | SL_CLIENT_PLUGIN_AUTH |                 \
-     SL_CLIENT_CONNECT_ATTRS | SL_CLIENT_PLUGIN_AUTH_LENENC | SL_CLIENT_SESSION_TRACK)
+     SL_CLIENT_CONNECT_ATTRS | SL_CLIENT_PLUGIN_AUTH_LENENC)
 
 static void on_client_read(struct sl_stream *st);
 static void on_client_error(struct sl_stream *st, int status);
@@ -221,6 +222,7 @@ void sl_session_accept(struct sl_proxy *p)
         s->nonce[i] = (uint8_t)(1 + s->nonce[i] % 127);
     memcpy(g.nonce, s->nonce, sizeof g.nonce);
     g.caps = OFFERED_CAPS;
+    g.ext_caps = p->targets[0].ext_caps & SL_MARIADB_EXT_METADATA;
     if (!w->tls)
         g.caps &= ~SL_CLIENT_SSL;
     g.collation = 45; /* utf8mb4_general_ci */
@@ -422,6 +424,7 @@ static void handle_handshake_response(struct sl_session *s, const uint8_t *p, si
     }
     s->seq++;
     s->caps = r.caps & OFFERED_CAPS;
+    s->ext_caps = (r.caps & SL_CLIENT_MYSQL) ? 0 : r.ext_caps & SL_MARIADB_EXT_METADATA;
     s->collation = r.collation ? r.collation : 45;
     s->multi_statements = (s->caps & SL_CLIENT_MULTI_STATEMENTS) != 0;
     s->status = SL_STATUS_AUTOCOMMIT;
@@ -443,7 +446,7 @@ static void login_complete(struct sl_session *s)
 {
     struct sl_proxy *p = s->proxy;
     uint32_t class_caps = s->caps & SL_CLASS_CAPS;
-    s->share = sl_share_get(&p->targets[0], s->user, s->collation, class_caps);
+    s->share = sl_share_get(&p->targets[0], s->user, s->collation, class_caps, s->ext_caps);
     if (!s->share) {
         send_err(s, s->seq, 1040, "08004", "Too many connections");
         sl_session_close(s);

@@ -148,6 +148,7 @@ static struct sl_proxy *proxy_new(struct sl_worker *w, struct sl_proxy_config *p
         t->proxy = p;
         snprintf(t->host, sizeof t->host, "%s", pc->targets[i].host);
         t->port = pc->targets[i].port;
+        t->ext_caps = SL_MARIADB_EXT_METADATA;
         sl_list_init(&t->shares);
         sl_list_init(&t->waiters);
         uv_timer_init(w->loop, &t->retry_timer);

@@ -1,0 +1,999 @@
+#!/usr/bin/python3
+"""sluicelab: run the pieces of a local sluice deployment (TLS files, MariaDB, sluice nodes).
+
+Used by scripts/cluster (the demo cluster) and tests/integ/conftest.py (pytest fixtures).
+Standard library + PyMySQL only; run with /usr/bin/python3 (Debian's python3-pymysql).
+
+Everything lives under one state directory DIR:
+
+    DIR/tls/ca.pem, ca-key.pem, server.pem, server-key.pem   generated with the openssl CLI
+    DIR/mariadb/my.cnf, data/, mariadb.sock, mariadb.pid, error.log, admin.password
+    DIR/secrets/<user>.json, DIR/<user>.password               (0600)
+    DIR/nodeN.json (config), nodeN.log (stderr), nodeN.pid
+    DIR/cluster.json                                           written by scripts/cluster
+
+Nothing here is a system service: processes are started detached (own session) and stopped by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SLUICE_BIN = REPO_ROOT / "build" / "node" / "sluice"
+
+# Lines that mean a sanitizer fired in a sluice (or test helper) process.
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "runtime error:",
+    "LeakSanitizer",
+    "ERROR: ThreadSanitizer",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+)
+
+AUTH_NATIVE = "MYSQL_NATIVE_PASSWORD"
+AUTH_CACHING_SHA2 = "MYSQL_CACHING_SHA2_PASSWORD"
+
+# Progress messages go to stderr; callers (e.g. quiet tools) may turn them off.
+VERBOSE = True
+
+
+class LabError(RuntimeError):
+    """Something in the lab failed to start or stop; the message says what and shows log tails."""
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def say(msg: str, end: str = "\n") -> None:
+    if VERBOSE:
+        sys.stderr.write(msg + end)
+        sys.stderr.flush()
+
+
+class step:
+    """Context manager printing "doing X ... ready (2.1 s)" / "... FAILED (0.3 s)"."""
+
+    def __init__(self, what: str, ok: str = "done"):
+        self.what, self.ok = what, ok
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        say(f"{self.what} ...", end=" ")
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        dt = time.monotonic() - self.t0
+        say(f"{'FAILED' if exc_type else self.ok} ({dt:.1f} s)")
+        return False
+
+
+def random_password(n: int = 24) -> str:
+    """Alphanumeric only, so it can be pasted into a shell command line unquoted."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def random_name(prefix: str = "u") -> str:
+    return prefix + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def write_private(path: Union[str, Path], text: str) -> Path:
+    """Write a file readable by its owner only (0600), replacing any previous content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    return path
+
+
+def tail(path: Union[str, Path], lines: int = 40) -> str:
+    try:
+        data = Path(path).read_text(errors="replace").splitlines()
+    except OSError as e:
+        return f"(cannot read {path}: {e})"
+    return "\n".join(data[-lines:])
+
+
+def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+_handed_out: set = set()
+
+
+def free_port(preferred: Optional[int] = None, host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on: `preferred` if it is free, else a random one in 20000..32767
+    (below Linux's ephemeral range, so outgoing connections do not grab it in the meantime).
+    Ports handed out by this process are not handed out twice."""
+    if preferred and preferred not in _handed_out and port_bindable(preferred, host):
+        _handed_out.add(preferred)
+        return preferred
+    for _ in range(500):
+        p = random.randint(20000, 32767)
+        if p not in _handed_out and port_bindable(p, host):
+            _handed_out.add(p)
+            return p
+    raise LabError("no free TCP port found in 20000..32767")
+
+
+def port_answers(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: Optional[int]) -> bool:
+    """True when pid exists and is not a zombie."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        state = stat[stat.rindex(")") + 2]
+        return state not in ("Z", "X")
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+def pid_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def read_pid_file(path: Union[str, Path]) -> Optional[int]:
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stop_pid(pid: int, timeout: float, proc: Optional[subprocess.Popen] = None,
+             sig: int = signal.SIGTERM) -> Optional[int]:
+    """Send `sig`, wait up to `timeout` s, then SIGKILL. Returns the exit status when `proc` (our
+    child) is given, else None. Returns at once if the process is already gone."""
+    if proc is not None and proc.poll() is not None:
+        return proc.returncode
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return proc.wait() if proc is not None else None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            if proc.poll() is not None:
+                return proc.returncode
+        elif not pid_alive(pid):
+            return None
+        time.sleep(0.05)
+    say(f"  pid {pid} still running after {timeout:.0f} s, sending SIGKILL")
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc is not None:
+        return proc.wait(timeout=10)
+    for _ in range(200):
+        if not pid_alive(pid):
+            break
+        time.sleep(0.05)
+    return None
+
+
+def find_program(name: str, *extra: str) -> str:
+    for cand in (name, *extra):
+        p = shutil.which(cand) or shutil.which(cand, path="/usr/sbin:/sbin:/usr/bin:/bin")
+        if p:
+            return p
+    raise LabError(f"{name} not found (run scripts/install-deps)")
+
+
+# --------------------------------------------------------------------------------------------
+# TLS
+
+
+@dataclass
+class TLSFiles:
+    dir: Path
+
+    @property
+    def ca_file(self) -> Path:
+        return self.dir / "ca.pem"
+
+    @property
+    def ca_key_file(self) -> Path:
+        return self.dir / "ca-key.pem"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.dir / "server.pem"
+
+    @property
+    def key_file(self) -> Path:
+        return self.dir / "server-key.pem"
+
+    def exists(self) -> bool:
+        return all(p.exists() for p in (self.ca_file, self.ca_key_file, self.cert_file, self.key_file))
+
+
+_SERVER_EXT = """[v3]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+"""
+
+
+def ensure_tls(tls_dir: Union[str, Path]) -> TLSFiles:
+    """A CA and a server certificate (ECDSA P-256, SAN IP:127.0.0.1 + DNS:localhost) in tls_dir;
+    existing files are reused."""
+    t = TLSFiles(Path(tls_dir))
+    if t.exists():
+        return t
+    t.dir.mkdir(parents=True, exist_ok=True)
+    openssl = find_program("openssl")
+
+    def run(*args: str) -> None:
+        r = subprocess.run([openssl, *args], cwd=t.dir, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise LabError(f"openssl {' '.join(args)} failed:\n{r.stderr.strip()}")
+
+    with step(f"generating TLS CA and server certificate in {t.dir}"):
+        old = os.umask(0o077)
+        try:
+            ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
+            run("genpkey", *ec, "-out", t.ca_key_file.name)
+            run("req", "-x509", "-new", "-key", t.ca_key_file.name, "-sha256", "-days", "3650",
+                "-subj", "/CN=sluice lab CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", t.ca_file.name)
+            run("genpkey", *ec, "-out", t.key_file.name)
+            run("req", "-new", "-key", t.key_file.name, "-subj", "/CN=localhost", "-out", "server.csr")
+            (t.dir / "server-ext.cnf").write_text(_SERVER_EXT)
+            run("x509", "-req", "-in", "server.csr", "-CA", t.ca_file.name, "-CAkey", t.ca_key_file.name,
+                "-set_serial", "0x" + secrets.token_hex(16), "-days", "825", "-sha256",
+                "-extfile", "server-ext.cnf", "-extensions", "v3", "-out", t.cert_file.name)
+        finally:
+            os.umask(old)
+        for f in ("server.csr", "server-ext.cnf"):
+            (t.dir / f).unlink(missing_ok=True)
+        os.chmod(t.ca_file, 0o644)
+        os.chmod(t.cert_file, 0o644)
+    return t
+
+
+# --------------------------------------------------------------------------------------------
+# MariaDB
+
+
+@dataclass
+class DBUser:
+    name: str
+    password: str
+    password_file: Optional[Path] = None
+
+
+class MariaDB:
+    """One mariadbd under DIR/mariadb, TCP on 127.0.0.1:port, TLS and session tracking on."""
+
+    admin_user = "root"
+
+    def __init__(self, state_dir: Union[str, Path], *, tls: TLSFiles, port: Optional[int] = None,
+                 max_connections: int = 200, database: str = "app",
+                 extra_settings: Optional[dict] = None, small: bool = False,
+                 preferred_port: Optional[int] = 13306):
+        self.state_dir = Path(state_dir)
+        self.dir = self.state_dir / "mariadb"
+        self.datadir = self.dir / "data"
+        self.cnf = self.dir / "my.cnf"
+        self.pid_file = self.dir / "mariadb.pid"
+        self.error_log = self.dir / "error.log"
+        self.admin_password_file = self.dir / "admin.password"
+        self.socket = self.dir / "mariadb.sock"
+        if len(str(self.socket)) > 100:  # sun_path is 108 bytes
+            self.socket = Path(f"/tmp/sluicelab-{abs(hash(str(self.dir))) & 0xffffffff:08x}.sock")
+        self.tls = tls
+        self.host = "127.0.0.1"
+        self.port = port
+        self._port_given = port is not None
+        self.preferred_port = preferred_port  # tried first when port is None (None: a random free one)
+        self.max_connections = max_connections
+        self.database = database
+        self.extra_settings = dict(extra_settings or {})
+        self.small = small  # smaller InnoDB files for the tests
+        self.proc: Optional[subprocess.Popen] = None
+        self.pid: Optional[int] = None
+
+    # -- configuration
+
+    def _settings(self) -> dict:
+        s = {
+            "datadir": self.datadir,
+            "socket": self.socket,
+            "pid-file": self.pid_file,
+            "log-error": self.error_log,
+            "port": self.port,
+            "bind-address": "127.0.0.1",
+            "skip-name-resolve": None,
+            "skip-log-bin": None,
+            "character-set-server": "utf8mb4",
+            "collation-server": "utf8mb4_general_ci",
+            "ssl-ca": self.tls.ca_file,
+            "ssl-cert": self.tls.cert_file,
+            "ssl-key": self.tls.key_file,
+            "session_track_state_change": "ON",
+            "session_track_schema": "ON",
+            "session_track_system_variables": "*",
+            "session_track_transaction_info": "CHARACTERISTICS",
+            "max_connections": self.max_connections,
+            "local_infile": "ON",
+            "max_allowed_packet": "1G",
+            "innodb_flush_log_at_trx_commit": 2,
+        }
+        if self.small:
+            s.update({"innodb_buffer_pool_size": "64M", "innodb_log_file_size": "16M"})
+        if os.geteuid() == 0:
+            s["user"] = "root"  # mariadbd refuses to run as root otherwise
+        s.update(self.extra_settings)
+        return s
+
+    def write_cnf(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lines = ["# written by tests/lib/sluicelab.py", "[mariadbd]"]
+        for k, v in self._settings().items():
+            lines.append(k if v is None else f"{k} = {v}")
+        lines += ["", "[client]", f"socket = {self.socket}", f"port = {self.port}", ""]
+        self.cnf.write_text("\n".join(lines))
+
+    @property
+    def admin_password(self) -> str:
+        return self.admin_password_file.read_text().strip()
+
+    def installed(self) -> bool:
+        return (self.datadir / "mysql").is_dir()
+
+    # -- lifecycle
+
+    def install(self) -> None:
+        if self.installed():
+            return
+        self.admin_password_file.unlink(missing_ok=True)  # stale: belongs to a removed datadir
+        if self.port is None:
+            self.port = free_port(self.preferred_port)
+        self.write_cnf()
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        cmd = [find_program("mariadb-install-db", "mysql_install_db"), f"--defaults-file={self.cnf}",
+               f"--datadir={self.datadir}", "--auth-root-authentication-method=normal",
+               "--skip-test-db"]
+        if os.geteuid() == 0:
+            cmd.append("--user=root")
+        log = self.dir / "install.log"
+        with step(f"initialising MariaDB data directory {self.datadir}"):
+            with open(log, "w") as f:
+                r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            if r.returncode != 0:
+                raise LabError(f"mariadb-install-db failed (exit {r.returncode}); {log}:\n{tail(log)}")
+
+    def start(self, timeout: float = 60.0) -> "MariaDB":
+        self.install()
+        for attempt in range(4):
+            if self.port is None or (attempt > 0 and not self._port_given):
+                self.port = free_port(self.preferred_port if attempt == 0 else None)
+            self.write_cnf()
+            log_size = self.error_log.stat().st_size if self.error_log.exists() else 0
+            try:
+                self._start_once(timeout, log_size)
+                break
+            except LabError as e:
+                new_log = self._log_since(log_size)
+                if self._port_given or attempt == 3 or "already in use" not in new_log:
+                    raise
+                say(f"  port {self.port} was taken meanwhile, retrying on another ({e.__class__.__name__})")
+        self._bootstrap()
+        return self
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.error_log, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _start_once(self, timeout: float, log_offset: int) -> None:
+        mariadbd = find_program("mariadbd", "mysqld")
+        self.pid_file.unlink(missing_ok=True)
+        with step(f"starting MariaDB on 127.0.0.1:{self.port}", ok="ready"):
+            with open(self.dir / "mariadbd.out", "ab") as out:
+                self.proc = subprocess.Popen([mariadbd, f"--defaults-file={self.cnf}"],
+                                             stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                             start_new_session=True, close_fds=True)
+            self.pid = self.proc.pid
+            deadline = time.monotonic() + timeout
+            while True:
+                if self.proc.poll() is not None:
+                    code = self.proc.returncode
+                    self.proc = None
+                    raise LabError(f"mariadbd exited with status {code} while starting; "
+                                   f"{self.error_log}:\n{self._log_since(log_offset)[-4000:]}")
+                if self._ping():
+                    return
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise LabError(f"MariaDB did not answer within {timeout:.0f} s; "
+                                   f"{self.error_log}:\n{tail(self.error_log)}")
+                time.sleep(0.1)
+
+    def _ping(self) -> bool:
+        import pymysql
+        pws = [self.admin_password] if self.admin_password_file.exists() else [""]
+        for pw in pws:
+            try:
+                c = pymysql.connect(unix_socket=str(self.socket), user="root", password=pw,
+                                    connect_timeout=2)
+                c.close()
+                return True
+            except pymysql.err.OperationalError as e:
+                if e.args and e.args[0] == 1045:  # access denied: it answers
+                    return True
+            except OSError:
+                pass
+        return False
+
+    def _bootstrap(self) -> None:
+        """First start: give root a random password (also root@127.0.0.1 for TCP), drop anonymous and
+        passwordless accounts, create the test database. Later starts: just make sure the database exists."""
+        import pymysql
+        if not self.admin_password_file.exists():
+            pw = random_password()
+            c = pymysql.connect(unix_socket=str(self.socket), user="root", password="", autocommit=True)
+            with c.cursor() as cur:
+                cur.execute("SELECT User, Host FROM mysql.user WHERE User = '' OR "
+                            "(User = 'root' AND Host NOT IN ('localhost', '127.0.0.1'))")
+                for user, host in cur.fetchall():
+                    cur.execute("DROP USER %s@%s", (user, host))
+                cur.execute("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'")
+                for host in ("localhost", "127.0.0.1"):
+                    cur.execute("ALTER USER 'root'@%s IDENTIFIED VIA mysql_native_password USING PASSWORD(%s)",
+                                (host, pw))
+                cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+                cur.execute("FLUSH PRIVILEGES")
+            c.close()
+            write_private(self.admin_password_file, pw + "\n")
+        with self.admin() as c, c.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
+
+    def running(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        pid = self.pid or read_pid_file(self.pid_file)
+        return pid_alive(pid) and "mariadbd" in pid_cmdline(pid)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        pid = self.pid or read_pid_file(self.pid_file)
+        if not pid or not pid_alive(pid):
+            self.proc, self.pid = None, None
+            return
+        if self.proc is None and str(self.cnf) not in pid_cmdline(pid):
+            say(f"  pid {pid} is not our mariadbd ({pid_cmdline(pid)!r}); not stopping it")
+            return
+        with step(f"stopping MariaDB (pid {pid})"):
+            stop_pid(pid, timeout, self.proc)
+        self.proc, self.pid = None, None
+
+    # -- users and connections
+
+    def admin(self, **kw):
+        """A pymysql connection as root over the unix socket (autocommit)."""
+        import pymysql
+        kw.setdefault("autocommit", True)
+        kw.setdefault("charset", "utf8mb4")
+        return pymysql.connect(unix_socket=str(self.socket), user=self.admin_user,
+                               password=self.admin_password, **kw)
+
+    def create_user(self, name: Optional[str] = None, password: Optional[str] = None, *,
+                    max_user_connections: Optional[int] = None,
+                    grants: Sequence[str] = ("ALL PRIVILEGES ON `{db}`.*",),
+                    password_file: Union[bool, str, Path] = True) -> DBUser:
+        """Create (or reset) name@'%' with mysql_native_password. name and password default to
+        random ones. password_file: True = DIR/<name>.password (0600), a path, or False."""
+        name = name or random_name("app")
+        password = password or random_password()
+        limit = f" WITH MAX_USER_CONNECTIONS {int(max_user_connections)}" if max_user_connections else ""
+        with self.admin() as c, c.cursor() as cur:
+            cur.execute(f"CREATE OR REPLACE USER %s@'%%' IDENTIFIED VIA mysql_native_password "
+                        f"USING PASSWORD(%s){limit}", (name, password))
+            for g in grants:
+                cur.execute(f"GRANT {g.format(db=self.database)} TO %s@'%%'", (name,))
+        pf = None
+        if password_file:
+            pf = self.state_dir / f"{name}.password" if password_file is True else Path(password_file)
+            write_private(pf, password + "\n")
+        return DBUser(name, password, pf)
+
+    def connect(self, user: Union[DBUser, str], password: Optional[str] = None, *,
+                database: Optional[str] = None, tls: bool = True, **kw):
+        """A pymysql connection straight to MariaDB over TCP (TLS verified against the lab CA)."""
+        if isinstance(user, DBUser):
+            user, password = user.name, user.password
+        return connect(self.host, self.port, user, password or "",
+                       ca_file=self.tls.ca_file if tls else None,
+                       database=self.database if database is None else database, **kw)
+
+    def info(self) -> dict:
+        return {"host": self.host, "port": self.port, "pid": self.pid or read_pid_file(self.pid_file),
+                "datadir": str(self.datadir), "socket": str(self.socket),
+                "admin_user": self.admin_user, "admin_password_file": str(self.admin_password_file),
+                "database": self.database}
+
+
+def connect(host: str, port: int, user: str, password: str, *, ca_file: Union[str, Path, None],
+            database: Optional[str] = "app", **kw):
+    """pymysql.connect with the lab's defaults: TLS verified against ca_file (None = plain TCP),
+    utf8mb4, autocommit on, 10 s connect timeout. Extra keyword arguments go to pymysql.connect
+    (e.g. client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)."""
+    import pymysql
+    kw.setdefault("charset", "utf8mb4")
+    kw.setdefault("autocommit", True)
+    kw.setdefault("connect_timeout", 10)
+    if ca_file is not None:
+        kw.setdefault("ssl", {"ca": str(ca_file)})
+    return pymysql.connect(host=host, port=port, user=user, password=password, database=database, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# sluice nodes
+
+
+def sluice_binary() -> Path:
+    return Path(os.environ.get("SLUICE_BIN") or DEFAULT_SLUICE_BIN)
+
+
+@dataclass
+class Auth:
+    """One entry of a proxy's "auth" list."""
+    user: DBUser
+    auth_type: str = AUTH_NATIVE  # AUTH_NATIVE or AUTH_CACHING_SHA2
+
+
+@dataclass
+class ProxySpec:
+    name: str = "main"
+    port: Optional[int] = None  # None: a free one (6033+N-1 preferred for the first proxy of nodeN)
+    host: str = "127.0.0.1"
+    auth: list = field(default_factory=list)  # Auth entries, or (DBUser, auth_type) tuples
+    pool: dict = field(default_factory=dict)  # connection_pool_config keys to set (others: daemon defaults)
+    targets: Optional[list] = None  # [(host, port)], default: the lab MariaDB
+    require_tls: bool = True
+    idle_client_timeout: int = 1800
+    debug_logging: bool = False
+    extra: dict = field(default_factory=dict)  # more keys for this proxy's JSON object
+
+
+# Only the pool keys a caller sets are written: the daemon applies the RDS Proxy defaults itself
+# (max_idle_connections_percent defaults to half of max_connections_percent, so writing a fixed 50
+# would make max_connections_percent < 50 invalid). A None value means "leave the key out".
+
+
+class SluiceNode:
+    """One sluice daemon: DIR/nodeN.json, secrets under DIR/secrets, stderr in DIR/nodeN.log."""
+
+    def __init__(self, state_dir: Union[str, Path], *, index: int = 1, proxies: Sequence[ProxySpec],
+                 tls: TLSFiles, db: Optional[MariaDB] = None, binary: Union[str, Path, None] = None,
+                 node_id: Optional[str] = None, az: str = "local", drain_timeout: int = 5,
+                 log_level: str = "info", extra_config: Optional[dict] = None,
+                 env: Optional[dict] = None):
+        self.state_dir = Path(state_dir)
+        self.index = index
+        self.id = node_id or f"node{index}"
+        self.az = az
+        self.tls = tls
+        self.db = db
+        self.binary = Path(binary) if binary else sluice_binary()
+        self.drain_timeout = drain_timeout
+        self.log_level = log_level
+        self.extra_config = dict(extra_config or {})
+        self.env = dict(env or {})
+        self.proxies = list(proxies)
+        for i, p in enumerate(self.proxies):
+            if p.port is None:
+                p.port = free_port(6033 + index - 1 if i == 0 else None)
+        self.config_path = self.state_dir / f"{self.id}.json"
+        self.log_path = self.state_dir / f"{self.id}.log"
+        self.pid_file = self.state_dir / f"{self.id}.pid"
+        self.secrets_dir = self.state_dir / "secrets"
+        self.proc: Optional[subprocess.Popen] = None
+        self.pid: Optional[int] = None
+        self.returncode: Optional[int] = None
+        self.killed = False  # True when stop() had to SIGKILL
+
+    # -- configuration
+
+    def proxy(self, name: str = "main") -> ProxySpec:
+        for p in self.proxies:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def _secret_ref(self, user: DBUser) -> str:
+        doc = {"username": user.name, "password": user.password, "engine": "mariadb"}
+        if self.db is not None:
+            doc.update(host=self.db.host, port=self.db.port)
+        path = write_private(self.secrets_dir / f"{user.name}.json", json.dumps(doc, indent=2) + "\n")
+        return f"file:{path.resolve()}"
+
+    def build_config(self) -> dict:
+        proxies = []
+        for p in self.proxies:
+            auth = []
+            for a in p.auth:
+                if not isinstance(a, Auth):
+                    a = Auth(*a)
+                auth.append({"auth_scheme": "SECRETS", "secret": self._secret_ref(a.user),
+                             "client_password_auth_type": a.auth_type})
+            targets = p.targets
+            if targets is None:
+                if self.db is None:
+                    raise LabError(f"proxy {p.name}: no targets and no MariaDB given")
+                targets = [(self.db.host, self.db.port)]
+            proxies.append({
+                "name": p.name,
+                "listen": {"host": p.host, "port": p.port},
+                "require_tls": p.require_tls,
+                "idle_client_timeout": p.idle_client_timeout,
+                "debug_logging": p.debug_logging,
+                "auth": auth,
+                "connection_pool_config": {k: v for k, v in p.pool.items() if v is not None},
+                "targets": [{"host": h, "port": port} for h, port in targets],
+                **p.extra,
+            })
+        cfg = {
+            "node": {"id": self.id, "az": self.az, "drain_timeout": self.drain_timeout},
+            "tls": {"cert_file": str(self.tls.cert_file.resolve()), "key_file": str(self.tls.key_file.resolve())},
+            "proxies": proxies,
+        }
+        for k, v in self.extra_config.items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k] = {**cfg[k], **v}
+            else:
+                cfg[k] = v
+        return cfg
+
+    def write_config(self) -> Path:
+        write_private(self.config_path, json.dumps(self.build_config(), indent=2) + "\n")
+        return self.config_path
+
+    # -- lifecycle
+
+    def _env(self) -> dict:
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env.update(self.env)
+        return env
+
+    def start(self, timeout: float = 20.0) -> "SluiceNode":
+        """Start the daemon and wait until every proxy port accepts TCP. Raises LabError with the log
+        tail if it exits first or does not listen within `timeout` seconds."""
+        if not self.binary.exists():
+            raise LabError(f"sluice binary {self.binary} does not exist (build it, or set SLUICE_BIN)")
+        self.write_config()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        ports = ", ".join(f"{p.host}:{p.port}" for p in self.proxies)
+        cmd = [str(self.binary), "--config", str(self.config_path), "--log-level", self.log_level]
+        self.returncode, self.killed = None, False
+        with step(f"starting sluice {self.id} on {ports}", ok="ready"):
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                             env=self._env(), start_new_session=True, close_fds=True)
+            self.pid = self.proc.pid
+            self.pid_file.write_text(f"{self.pid}\n")
+            deadline = time.monotonic() + timeout
+            waiting = list(self.proxies)
+            while waiting:
+                if self.proc.poll() is not None:
+                    self.returncode = self.proc.returncode
+                    self.pid_file.unlink(missing_ok=True)
+                    raise LabError(
+                        f"sluice {self.id} exited with status {self.returncode} before listening on "
+                        f"{', '.join(f'{p.host}:{p.port}' for p in waiting)}; {self.log_path} ends with:\n"
+                        f"{self.log_text()[-4000:] or '(empty log)'}")
+                waiting = [p for p in waiting if not port_answers(p.port, p.host)]
+                if waiting and time.monotonic() > deadline:
+                    self.stop()
+                    raise LabError(f"sluice {self.id} did not listen on "
+                                   f"{', '.join(f'{p.host}:{p.port}' for p in waiting)} within "
+                                   f"{timeout:.0f} s; {self.log_path} ends with:\n{self.log_tail()}")
+                if waiting:
+                    time.sleep(0.05)
+        return self
+
+    def running(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        pid = read_pid_file(self.pid_file)
+        return pid_alive(pid) and str(self.config_path) in pid_cmdline(pid)
+
+    def stop(self, timeout: Optional[float] = None) -> Optional[int]:
+        """SIGTERM, wait for the drain (drain_timeout + 10 s by default), SIGKILL fallback.
+        Returns the exit status (None if it was not our child)."""
+        pid = self.pid or read_pid_file(self.pid_file)
+        if timeout is None:
+            timeout = self.drain_timeout + 10
+        if self.proc is None:
+            if pid and pid_alive(pid) and str(self.config_path) in pid_cmdline(pid):
+                with step(f"stopping sluice {self.id} (pid {pid})"):
+                    stop_pid(pid, timeout)
+            self.pid_file.unlink(missing_ok=True)
+            return None
+        if self.proc.poll() is None:
+            with step(f"stopping sluice {self.id} (pid {pid})"):
+                t0 = time.monotonic()
+                self.returncode = stop_pid(self.proc.pid, timeout, self.proc)
+                self.killed = time.monotonic() - t0 >= timeout
+        else:
+            self.returncode = self.proc.returncode
+        self.proc = None
+        self.pid_file.unlink(missing_ok=True)
+        return self.returncode
+
+    def reload(self, rewrite_config: bool = True) -> None:
+        """Rewrite the config (after changing self.proxies) and send SIGHUP."""
+        if rewrite_config:
+            self.write_config()
+        pid = self.pid or read_pid_file(self.pid_file)
+        if not pid or not pid_alive(pid):
+            raise LabError(f"sluice {self.id} is not running; cannot reload")
+        os.kill(pid, signal.SIGHUP)
+
+    # -- logs
+
+    def log_text(self, since_start: bool = True) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                if since_start:
+                    f.seek(getattr(self, "log_offset", 0))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def sanitizer_report(self) -> Optional[str]:
+        """The log from the first sanitizer line on, or None when no sanitizer fired."""
+        return sanitizer_report(self.log_text())
+
+    def problems(self, allow_exit_status: Optional[int] = 0) -> list:
+        """Reasons this node's run was not clean: sanitizer reports, an exit status other than
+        allow_exit_status (None: any status is fine), SIGKILL needed."""
+        out = []
+        rep = self.sanitizer_report()
+        if rep:
+            out.append(f"sanitizer report in {self.log_path}:\n{rep[:6000]}")
+        if self.killed:
+            out.append(f"sluice {self.id} did not exit within the drain timeout and was SIGKILLed")
+        elif self.returncode is not None and allow_exit_status is not None \
+                and self.returncode != allow_exit_status:
+            out.append(f"sluice {self.id} exited with status {self.returncode}")
+        return out
+
+    # -- clients
+
+    def connect(self, user: Union[DBUser, str], password: Optional[str] = None, *,
+                proxy: str = "main", database: Optional[str] = "app", **kw):
+        """A pymysql connection through this node's proxy, TLS verified against the lab CA."""
+        if isinstance(user, DBUser):
+            user, password = user.name, user.password
+        p = self.proxy(proxy)
+        kw.setdefault("ca_file", self.tls.ca_file)
+        return connect(p.host, p.port, user, password or "", database=database, **kw)
+
+    def info(self) -> dict:
+        return {"id": self.id, "pid": self.pid, "az": self.az, "admin_url": None, "raft_address": None,
+                "config_file": str(self.config_path), "log_file": str(self.log_path),
+                "proxies": [{"name": p.name, "host": p.host, "port": p.port} for p in self.proxies]}
+
+
+def sanitizer_report(text: str) -> Optional[str]:
+    idx = [text.find(m) for m in SANITIZER_MARKERS]
+    idx = [i for i in idx if i >= 0]
+    if not idx:
+        return None
+    start = text.rfind("\n", 0, min(idx)) + 1
+    return text[start:]
+
+
+# --------------------------------------------------------------------------------------------
+# cluster.json
+
+
+def cluster_info(nodes: Sequence[SluiceNode], db: MariaDB, tls: TLSFiles, app_user: DBUser) -> dict:
+    first = nodes[0] if nodes else None
+    return {
+        "nodes": [n.info() for n in nodes],
+        "admin_token_file": None,
+        "tls_ca_file": str(tls.ca_file.resolve()),
+        "proxies": [{"name": p.name, "port": p.port} for p in (first.proxies if first else [])],
+        "database": {**db.info(), "app_user": app_user.name,
+                     "app_password_file": str(app_user.password_file) if app_user.password_file else None},
+    }
+
+
+def write_cluster_json(path: Union[str, Path], info: dict) -> Path:
+    path = Path(path)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_cluster_json(path: Union[str, Path]) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "cluster.json"
+    return json.loads(path.read_text())
+
+
+# --------------------------------------------------------------------------------------------
+# a whole lab: TLS + MariaDB + N sluice nodes (what scripts/cluster runs)
+
+
+class Cluster:
+    def __init__(self, state_dir: Union[str, Path], *, nodes: int = 1, db_port: Optional[int] = None,
+                 proxy_port: Optional[int] = None, max_connections: int = 200,
+                 app_user: str = "app", binary: Union[str, Path, None] = None, log_level: str = "info",
+                 drain_timeout: int = 5):
+        self.state_dir = Path(state_dir).resolve()
+        self.n_nodes = nodes
+        self.db_port = db_port
+        self.proxy_port = proxy_port
+        self.max_connections = max_connections
+        self.app_user_name = app_user
+        self.binary = binary
+        self.log_level = log_level
+        self.drain_timeout = drain_timeout
+        self.tls: Optional[TLSFiles] = None
+        self.db: Optional[MariaDB] = None
+        self.nodes: list = []
+        self.app_user: Optional[DBUser] = None
+
+    @property
+    def json_path(self) -> Path:
+        return self.state_dir / "cluster.json"
+
+    def running_pids(self) -> list:
+        """(what, pid) of recorded processes that are alive in this state dir."""
+        out = []
+        pid = read_pid_file(self.state_dir / "mariadb" / "mariadb.pid")
+        if pid_alive(pid) and "mariadbd" in pid_cmdline(pid):
+            out.append(("mariadbd", pid))
+        for pf in sorted(self.state_dir.glob("node*.pid")):
+            pid = read_pid_file(pf)
+            if pid_alive(pid) and str(self.state_dir / (pf.stem + ".json")) in pid_cmdline(pid):
+                out.append((f"sluice {pf.stem}", pid))
+        return out
+
+    def start(self) -> dict:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.json_path.unlink(missing_ok=True)
+        self.tls = ensure_tls(self.state_dir / "tls")
+        self.db = MariaDB(self.state_dir, tls=self.tls, port=self.db_port, max_connections=self.max_connections)
+        try:
+            self.db.start()
+            pw_file = self.state_dir / f"{self.app_user_name}.password"
+            pw = pw_file.read_text().strip() if pw_file.exists() else None
+            with step(f"creating database user {self.app_user_name} and database {self.db.database}"):
+                self.app_user = self.db.create_user(self.app_user_name, pw)
+            for i in range(1, self.n_nodes + 1):
+                port = self.proxy_port + (i - 1) if self.proxy_port else None
+                if port is not None and not port_bindable(port):
+                    raise LabError(f"port {port} is taken")
+                node = SluiceNode(self.state_dir, index=i, tls=self.tls, db=self.db, binary=self.binary,
+                                  log_level=self.log_level, drain_timeout=self.drain_timeout,
+                                  proxies=[ProxySpec("main", port=port, auth=[Auth(self.app_user, AUTH_NATIVE)])])
+                self.nodes.append(node)
+                node.start()
+            self.check_serves()
+        except BaseException:
+            self.stop()
+            raise
+        info = cluster_info(self.nodes, self.db, self.tls, self.app_user)
+        write_cluster_json(self.json_path, info)
+        return info
+
+    def check_serves(self) -> None:
+        """Log in through every node and run SELECT 1, so `up` fails clearly when the data path does not work."""
+        import pymysql
+        for n in self.nodes:
+            with step(f"checking a TLS login through {n.id} (127.0.0.1:{n.proxy().port})", ok="ok"):
+                try:
+                    with n.connect(self.app_user, connect_timeout=5, read_timeout=10) as c, c.cursor() as cur:
+                        cur.execute("SELECT 1")
+                        if cur.fetchone() != (1,):
+                            raise LabError("SELECT 1 through sluice returned the wrong result")
+                except (pymysql.err.Error, OSError) as e:
+                    raise LabError(f"sluice {n.id} listens on 127.0.0.1:{n.proxy().port} but does not serve "
+                                   f"clients yet ({e}); {n.log_path} ends with:\n{n.log_tail(20)}") from None
+
+    def alive(self) -> list:
+        """Names of started processes that died."""
+        dead = [n.id for n in self.nodes if not n.running()]
+        if self.db is not None and not self.db.running():
+            dead.append("mariadb")
+        return dead
+
+    def stop(self) -> None:
+        for n in reversed(self.nodes):
+            try:
+                n.stop()
+            except Exception as e:  # keep going: stop everything we can
+                say(f"  stopping {n.id} failed: {e}")
+        if self.db is not None:
+            self.db.stop()
+        self.json_path.unlink(missing_ok=True)
+
+
+def stop_state_dir(state_dir: Union[str, Path], timeout: float = 60.0) -> int:
+    """Stop what a (possibly other) process started in state_dir, by recorded pids. Returns how many
+    processes were stopped."""
+    state_dir = Path(state_dir).resolve()
+    stopped = 0
+    for pf in sorted(state_dir.glob("node*.pid")):
+        pid = read_pid_file(pf)
+        if pid_alive(pid) and str(state_dir / (pf.stem + ".json")) in pid_cmdline(pid):
+            with step(f"stopping sluice {pf.stem} (pid {pid})"):
+                stop_pid(pid, timeout)
+            stopped += 1
+        pf.unlink(missing_ok=True)
+    pid = read_pid_file(state_dir / "mariadb" / "mariadb.pid")
+    if pid_alive(pid) and str(state_dir / "mariadb" / "my.cnf") in pid_cmdline(pid):
+        with step(f"stopping MariaDB (pid {pid})"):
+            stop_pid(pid, timeout)
+        stopped += 1
+    (state_dir / "cluster.json").unlink(missing_ok=True)
+    return stopped
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        print("\nThis is a library; the command line is scripts/cluster (see scripts/cluster --help).")
+        sys.exit(0)
+    print("sluicelab is a library: use scripts/cluster (--help) or import it", file=sys.stderr)
+    sys.exit(2)
