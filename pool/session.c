@@ -519,7 +519,7 @@ static void finish_command(struct sl_session *s, bool insert_id)
 {
     s->state = SL_SS_IDLE;
     maybe_release(s, insert_id);
-    if (s->proxy->worker->draining && !s->be) {
+    if (s->proxy->worker->draining && !(s->status & SL_STATUS_IN_TRANS)) {
         sl_session_close(s);
         return;
     }

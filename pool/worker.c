@@ -361,12 +361,15 @@ void sl_worker_drain(struct sl_worker *w, uint64_t timeout_ms, void (*done)(void
     w->drain_arg = arg;
     for (size_t i = 0; i < w->n_proxies; i++)
         stop_listening(w->proxies[i]);
-    /* Sessions between transactions go now; the others when their transaction ends. */
+    /* Sessions between transactions go now (pinned or not); the others when their transaction
+     * ends. */
     struct sl_list *pos, *tmp;
     sl_list_for_each_safe(pos, tmp, &w->sessions)
     {
         struct sl_session *s = sl_container_of(pos, struct sl_session, link);
-        if (s->state != SL_SS_BUSY && !s->be)
+        if (s->state == SL_SS_WAITING && s->pending == SL_PENDING_COMMAND)
+            sl_session_fail(s, 1053, "08S01", "Server shutdown in progress");
+        else if (s->state != SL_SS_BUSY && !(s->status & SL_STATUS_IN_TRANS))
             sl_session_close(s);
     }
     sl_info(0, "draining: %s", sl_list_empty(&w->sessions) ? "no sessions left"
