@@ -470,6 +470,43 @@ static void login_complete(struct sl_session *s)
 
 /* ---- commands ----------------------------------------------------------------------------------- */
 
+static const char *command_name(uint8_t cmd)
+{
+    switch (cmd) {
+    case SL_COM_QUERY: return "QUERY";
+    case SL_COM_INIT_DB: return "INIT_DB";
+    case SL_COM_PING: return "PING";
+    case SL_COM_STMT_PREPARE: return "STMT_PREPARE";
+    case SL_COM_STMT_EXECUTE: return "STMT_EXECUTE";
+    case SL_COM_STMT_SEND_LONG_DATA: return "STMT_SEND_LONG_DATA";
+    case SL_COM_STMT_CLOSE: return "STMT_CLOSE";
+    case SL_COM_STMT_RESET: return "STMT_RESET";
+    case SL_COM_STMT_FETCH: return "STMT_FETCH";
+    case SL_COM_SET_OPTION: return "SET_OPTION";
+    case SL_COM_RESET_CONNECTION: return "RESET_CONNECTION";
+    case SL_COM_FIELD_LIST: return "FIELD_LIST";
+    case SL_COM_STATISTICS: return "STATISTICS";
+    case SL_COM_PROCESS_KILL: return "PROCESS_KILL";
+    default: return "OTHER";
+    }
+}
+
+/* debug_logging (per proxy, as in RDS Proxy): one line per command and per backend hand-over, with
+ * the pin reasons. Statement text is never logged: it can carry passwords (ALTER USER ...). */
+static void debug_command(const struct sl_session *s, size_t len)
+{
+    if (!s->proxy->cfg->debug_logging)
+        return;
+    char pins[256] = "";
+    size_t n = 0;
+    for (uint32_t bit = 1; bit && bit < (1u << SL_PIN_REASON_COUNT); bit <<= 1)
+        if ((s->pins & bit) && n < sizeof pins)
+            n += (size_t)snprintf(pins + n, sizeof pins - n, "%s%s", n ? "," : "",
+                                  sl_pin_reason_name(bit));
+    sl_info(s->id, "command %s bytes=%zu backend=%llu pins=%s", command_name(s->cmd), len,
+            s->be ? (unsigned long long)s->be->id : 0ULL, n ? pins : "none");
+}
+
 static enum sl_resp_kind kind_of(uint8_t cmd)
 {
     switch (cmd) {
@@ -535,6 +572,7 @@ static void forward_pending(struct sl_session *s)
     const uint8_t *pkt = sl_buf_head(&s->cs.in);
     s->state = SL_SS_BUSY;
     s->proxy->worker->stats.queries++;
+    debug_command(s, s->cmd_len);
     if (no_response(s->cmd)) {
         sl_stream_write(&b->bs, pkt, s->cmd_len);
         sl_buf_consume(&s->cs.in, s->cmd_len);
