@@ -474,47 +474,92 @@ static void forward_ok(struct sl_session *s, const uint8_t *pkt, uint32_t len)
         sl_stream_write(&s->cs, ok.info, ok.info_len);
 }
 
+/* Bytes to pass to the client are collected while they are contiguous in the read buffer and written
+ * with one call (one TLS record, one write) instead of one per packet. */
+struct span {
+    struct sl_session *s;
+    const uint8_t *start;
+    size_t len;
+};
+
+static void span_add(struct span *sp, struct sl_session *s, const uint8_t *p, size_t n)
+{
+    if (!s)
+        return;
+    if (sp->len && (sp->s != s || sp->start + sp->len != p)) {
+        sl_stream_write(&sp->s->cs, sp->start, sp->len);
+        sp->len = 0;
+    }
+    if (!sp->len) {
+        sp->s = s;
+        sp->start = p;
+    }
+    sp->len += n;
+}
+
+/* Must run before anything that may reuse the read buffer or end the response. */
+static void span_flush(struct span *sp)
+{
+    if (sp->len)
+        sl_stream_write(&sp->s->cs, sp->start, sp->len);
+    sp->len = 0;
+}
+
+#define SPAN_MAX (64u * 1024u)
+
 static void relay(struct sl_backend *b)
 {
     struct sl_buf *in = &b->bs.in;
+    struct span sp = {NULL, NULL, 0};
     while (sl_buf_avail(in) > 0) {
         if (b->state != SL_BE_RELAYING && b->state != SL_BE_PREPARING &&
             b->state != SL_BE_SETUP && b->state != SL_BE_RESETTING)
-            return;
+            break;
         struct sl_session *s = b->internal ? NULL : b->session;
+        if (sp.len >= SPAN_MAX) {
+            span_flush(&sp);
+            if (s && s->cs.above_high_water) {
+                /* Back-pressure: the client is slower than the database. */
+                sl_stream_read_stop(&b->bs);
+                return;
+            }
+        }
         uint8_t *p = sl_buf_head(in);
         size_t avail = sl_buf_avail(in);
         if (b->chunk_left > 0) {
             size_t n = avail < b->chunk_left ? avail : b->chunk_left;
-            if (s)
-                sl_stream_write(&s->cs, p, n);
+            span_add(&sp, s, p, n);
             sl_buf_consume(in, n);
             b->chunk_left -= (uint32_t)n;
-            if (b->chunk_left == 0 && !b->chunk_continues && b->done_pending)
+            if (b->chunk_left == 0 && !b->chunk_continues && b->done_pending) {
+                span_flush(&sp);
                 response_done(b, NULL, 0);
+            }
             continue;
         }
         if (avail < SL_PKT_HDR_LEN)
-            return;
+            break;
         uint32_t len = sl_pkt_len(p);
         size_t have = avail - SL_PKT_HDR_LEN < len ? avail - SL_PKT_HDR_LEN : len;
         if (b->chunk_continues) {
             /* Continuation of a packet of 16 MiB or more: pass through, the tracker saw its head. */
             b->chunk_continues = len == SL_PKT_MAX_CHUNK;
-            if (s)
-                sl_stream_write(&s->cs, p, SL_PKT_HDR_LEN + have);
+            span_add(&sp, s, p, SL_PKT_HDR_LEN + have);
             sl_buf_consume(in, SL_PKT_HDR_LEN + have);
             b->chunk_left = (uint32_t)(len - have);
-            if (b->chunk_left == 0 && !b->chunk_continues && b->done_pending)
+            if (b->chunk_left == 0 && !b->chunk_continues && b->done_pending) {
+                span_flush(&sp);
                 response_done(b, NULL, 0);
+            }
             continue;
         }
         if (have == 0 && len > 0)
-            return; /* the tracker needs at least the first byte */
+            break; /* the tracker needs at least the first byte */
         enum sl_resp_result r = sl_resp_feed(&b->rt, p + SL_PKT_HDR_LEN, have, len);
         if (r == SL_RESP_NEED_FULL)
-            return; /* a terminal packet is split across reads: wait for the rest */
+            break; /* a terminal packet is split across reads: wait for the rest */
         if (r == SL_RESP_BAD) {
+            span_flush(&sp);
             protocol_error(b);
             return;
         }
@@ -529,14 +574,17 @@ static void relay(struct sl_backend *b)
             memcpy(last, p + SL_PKT_HDR_LEN, len);
             last_len = len;
         }
-        if (s && b->rt.last_ok)
+        if (s && b->rt.last_ok) {
+            span_flush(&sp);
             forward_ok(s, p, len);
-        else if (s)
-            sl_stream_write(&s->cs, p, SL_PKT_HDR_LEN + have);
+        } else {
+            span_add(&sp, s, p, SL_PKT_HDR_LEN + have);
+        }
         sl_buf_consume(in, SL_PKT_HDR_LEN + have);
         b->chunk_left = (uint32_t)(len - have);
         b->chunk_continues = len == SL_PKT_MAX_CHUNK;
         if (r == SL_RESP_INFILE) {
+            span_flush(&sp);
             b->infile = true;
             if (b->session)
                 b->session->pins |= SL_PIN_LOCAL_INFILE;
@@ -547,14 +595,22 @@ static void relay(struct sl_backend *b)
                 b->done_pending = true;
                 continue;
             }
+            span_flush(&sp);
             response_done(b, last, last_len);
         }
-        if (s && s->cs.above_high_water) {
-            /* Back-pressure: the client is slower than the database. */
-            sl_stream_read_stop(&b->bs);
-            return;
-        }
     }
+    span_flush(&sp);
+    struct sl_session *s = b->internal ? NULL : b->session;
+    if (s && s->cs.above_high_water && b->state != SL_BE_CLOSING)
+        sl_stream_read_stop(&b->bs); /* back-pressure */
+}
+
+void sl_backend_resume(struct sl_backend *b)
+{
+    if (b->state == SL_BE_CLOSING)
+        return;
+    sl_stream_read_start(&b->bs);
+    relay(b);
 }
 
 static void response_done(struct sl_backend *b, const uint8_t *last, size_t last_len)

@@ -205,6 +205,8 @@ void sl_backend_send_command(struct sl_backend *b, const uint8_t *pkt, size_t le
                              enum sl_resp_kind kind);
 void sl_backend_close(struct sl_backend *b);
 void sl_backend_reset(struct sl_backend *b);
+/* The client drained its write queue: read and relay again. */
+void sl_backend_resume(struct sl_backend *b);
 /* Bring the backend to its session's state (schema, variables, multi-statements). Returns true when
  * nothing had to be sent; otherwise sl_session_backend_ready (or sl_session_prepare_failed) follows. */
 bool sl_backend_prepare(struct sl_backend *b);

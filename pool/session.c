@@ -976,5 +976,5 @@ static void on_client_drained(struct sl_stream *st)
 {
     struct sl_session *s = session_of(st);
     if (s->be)
-        sl_stream_read_start(&s->be->bs);
+        sl_backend_resume(s->be);
 }
