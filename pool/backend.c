@@ -261,10 +261,23 @@ static const struct sl_vars *wanted(struct sl_backend *b, struct sl_vars *tmp)
     return tmp;
 }
 
+/* A backend idle for longer than this is pinged before it is lent out (PgBouncer's
+ * server_check_delay): a connection that died without a FIN (network loss, a frozen server) is then
+ * found before a client's command is written to it. */
+#define CHECK_AFTER_IDLE_S 30.0
+
 /* Send the first preparation step still needed. Returns false when the backend is ready. */
 static bool prepare_step(struct sl_backend *b)
 {
     struct sl_session *s = b->session;
+    if (b->idle_since > 0 &&
+        sl_now(b->share->target->proxy->worker) - b->idle_since > CHECK_AFTER_IDLE_S) {
+        b->idle_since = 0;
+        b->prep = SL_PREP_PING;
+        send_internal(b, SL_COM_PING, NULL, 0, SL_RESP_OK_ERR);
+        return true;
+    }
+    b->idle_since = 0;
     if (s->want.schema && sl_vars_schema_differs(&s->want, &b->have)) {
         b->prep = SL_PREP_SCHEMA;
         send_internal(b, SL_COM_INIT_DB, s->want.schema, strlen(s->want.schema), SL_RESP_OK_ERR);
@@ -298,6 +311,7 @@ static bool prepare_step(struct sl_backend *b)
 bool sl_backend_prepare(struct sl_backend *b)
 {
     b->state = SL_BE_PREPARING;
+    b->prep = SL_PREP_NONE;
     if (prepare_step(b))
         return false;
     b->state = SL_BE_RELAYING;

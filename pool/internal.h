@@ -146,7 +146,7 @@ struct sl_backend {
     bool done_pending;             /* the response ended in a packet still being passed through */
     unsigned packet_index;         /* packets of the current response seen so far */
     uint8_t login_seq;             /* next sequence id expected during login */
-    enum sl_prep { SL_PREP_NONE, SL_PREP_SCHEMA, SL_PREP_VARS, SL_PREP_MULTI } prep;
+    enum sl_prep { SL_PREP_NONE, SL_PREP_PING, SL_PREP_SCHEMA, SL_PREP_VARS, SL_PREP_MULTI } prep;
     double idle_since;
     struct sl_session *affine;     /* idle, but kept for this session's next command if possible */
 };
@@ -176,6 +176,7 @@ struct sl_session {
     struct sl_share *share;
     struct sl_backend *be;         /* held backend, or NULL */
     struct sl_backend *affine;     /* idle backend that served our last INSERT (LAST_INSERT_ID()) */
+    bool borrowed;                 /* be was borrowed for the command in flight (not held over) */
     enum sl_session_state state;
     enum sl_pending pending;
     uint64_t id;                   /* also the connection id shown to the client */

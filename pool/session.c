@@ -555,6 +555,7 @@ static void maybe_release(struct sl_session *s, bool insert_id)
 static void finish_command(struct sl_session *s, bool insert_id)
 {
     s->state = SL_SS_IDLE;
+    s->borrowed = false;
     maybe_release(s, insert_id);
     if (s->proxy->worker->draining && !(s->status & SL_STATUS_IN_TRANS)) {
         sl_session_close(s);
@@ -598,6 +599,7 @@ void sl_session_got_backend(struct sl_session *s, struct sl_backend *b)
 {
     uv_timer_stop(&s->timer);
     s->be = b;
+    s->borrowed = true;
     b->session = s;
     if (sl_backend_prepare(b))
         sl_session_backend_ready(s);
@@ -630,8 +632,12 @@ void sl_session_relay_done(struct sl_session *s, const uint8_t *last, size_t las
 void sl_session_backend_lost(struct sl_session *s)
 {
     s->be = NULL;
-    if (s->state == SL_SS_WAITING && s->pending == SL_PENDING_LOGIN_DB) {
-        sl_session_close(s);
+    if (s->state == SL_SS_WAITING && s->borrowed) {
+        /* Lost while being prepared for this command: nothing of the command reached it and the
+         * client held no state there, so another backend can serve it unnoticed. */
+        sl_info(s->id, "backend lost before the command was sent; borrowing another");
+        s->borrowed = false;
+        sl_pool_borrow(s);
         return;
     }
     sl_info(s->id, "backend connection lost; closing the client session");
