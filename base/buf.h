@@ -1,5 +1,5 @@
-/* A growable byte buffer with a consumed prefix: bytes are appended at the end and consumed from the
- * front; sl_buf_compact moves the unconsumed tail to the start so capacity is reused. */
+/* A growable byte buffer with a consumed prefix: bytes are appended at the end and consumed from
+ * the front; sl_buf_compact moves the unconsumed tail to the start so capacity is reused. */
 #ifndef SL_BASE_BUF_H
 #define SL_BASE_BUF_H
 
@@ -28,11 +28,12 @@ static inline void sl_buf_consume(struct sl_buf *b, size_t n)
         b->off = b->len = 0;
 }
 
-/* Make room for at least `need` more bytes at the end (compacting first). Returns 0 or -1 (ENOMEM or
- * the buffer would exceed `limit` bytes). */
+/* Make room for at least `need` more bytes at the end (compacting first). Returns 0 or -1 (ENOMEM
+ * or the buffer would exceed `limit` bytes). */
 int sl_buf_reserve(struct sl_buf *b, size_t need, size_t limit);
 int sl_buf_append(struct sl_buf *b, const void *p, size_t n, size_t limit);
-/* Release memory when the buffer is empty and larger than `keep` bytes (idle connections stay small). */
+/* Release memory when the buffer is empty and larger than `keep` bytes (idle connections stay
+ * small). */
 void sl_buf_shrink(struct sl_buf *b, size_t keep);
 void sl_buf_free(struct sl_buf *b);
 

@@ -81,7 +81,8 @@ static int check_keys(const struct jobj *o, const char *const *allowed)
 
     if (!o->obj)
         return 0;
-    json_object_foreach (o->obj, key, v) {
+    json_object_foreach(o->obj, key, v)
+    {
         size_t i = 0;
         while (allowed[i] && strcmp(allowed[i], key) != 0)
             i++;
@@ -620,10 +621,8 @@ void sl_config_free(struct sl_config *cfg)
 const char *sl_client_auth_type_name(enum sl_client_auth_type t)
 {
     switch (t) {
-    case SL_AUTH_MYSQL_NATIVE_PASSWORD:
-        return "MYSQL_NATIVE_PASSWORD";
-    case SL_AUTH_MYSQL_CACHING_SHA2:
-        return "MYSQL_CACHING_SHA2_PASSWORD";
+    case SL_AUTH_MYSQL_NATIVE_PASSWORD: return "MYSQL_NATIVE_PASSWORD";
+    case SL_AUTH_MYSQL_CACHING_SHA2: return "MYSQL_CACHING_SHA2_PASSWORD";
     }
     return "UNKNOWN"; /* only for a value outside the enum */
 }

@@ -3,8 +3,8 @@
  * once published and freed with sl_config_free().
  *
  * Field names follow RDS Proxy (DBProxy, DBProxyTargetGroup.ConnectionPoolConfig) in snake_case so
- * that operators who know RDS Proxy recognise them. Secrets are references only: a config never holds
- * a password. */
+ * that operators who know RDS Proxy recognise them. Secrets are references only: a config never
+ * holds a password. */
 #ifndef SL_BASE_CONFIG_H
 #define SL_BASE_CONFIG_H
 
@@ -30,35 +30,36 @@ struct sl_pool_config {
     unsigned max_idle_connections_percent; /* 0..max_connections_percent, default 50 */
     unsigned connection_borrow_timeout;    /* seconds, 0..3600, default 120; 0 = fail at once */
     char *init_query;                      /* run on every new backend connection; NULL = none */
-    bool exclude_variable_sets;            /* "session_pinning_filters": ["EXCLUDE_VARIABLE_SETS"] */
+    bool exclude_variable_sets; /* "session_pinning_filters": ["EXCLUDE_VARIABLE_SETS"] */
 };
 
 /* A database instance behind a proxy. */
 struct sl_target_config {
-    char *host; /* required */
+    char *host;    /* required */
     uint16_t port; /* default 3306 */
 };
 
 struct sl_proxy_config {
-    char *name;          /* required, [A-Za-z0-9-]{1,63}, unique */
-    char *listen_host;   /* default "127.0.0.1" */
-    uint16_t listen_port; /* required */
-    bool require_tls;    /* default true */
+    char *name;                   /* required, [A-Za-z0-9-]{1,63}, unique */
+    char *listen_host;            /* default "127.0.0.1" */
+    uint16_t listen_port;         /* required */
+    bool require_tls;             /* default true */
     unsigned idle_client_timeout; /* seconds, 1..28800, default 1800 */
-    bool debug_logging;  /* default false */
-    uint32_t max_packet_size; /* largest client packet accepted, bytes; 1024..1 GiB, default 64 MiB */
+    bool debug_logging;           /* default false */
+    uint32_t
+        max_packet_size; /* largest client packet accepted, bytes; 1024..1 GiB, default 64 MiB */
     struct sl_auth_config *auth; /* at least one */
     size_t n_auth;
-    struct sl_pool_config pool; /* "connection_pool_config" */
+    struct sl_pool_config pool;       /* "connection_pool_config" */
     struct sl_target_config *targets; /* at least one; targets[0] is the writer for now */
     size_t n_targets;
 };
 
 struct sl_config {
-    char *node_id;       /* "node": {"id"}, default "node1" */
-    char *az;            /* "node": {"az"}, default "local" */
-    char *tls_cert_file; /* "tls": {"cert_file"}; required when any proxy requires TLS */
-    char *tls_key_file;  /* "tls": {"key_file"} */
+    char *node_id;          /* "node": {"id"}, default "node1" */
+    char *az;               /* "node": {"az"}, default "local" */
+    char *tls_cert_file;    /* "tls": {"cert_file"}; required when any proxy requires TLS */
+    char *tls_key_file;     /* "tls": {"key_file"} */
     unsigned drain_timeout; /* "node": {"drain_timeout"} seconds for SIGTERM drain, default 30 */
     struct sl_proxy_config *proxies; /* at least one */
     size_t n_proxies;

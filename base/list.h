@@ -1,5 +1,6 @@
 /* Intrusive doubly linked list with a sentinel head (libuv's queue and PgBouncer's lists work the
- * same way): an object can sit on several lists through several embedded nodes, and removal is O(1). */
+ * same way): an object can sit on several lists through several embedded nodes, and removal is
+ * O(1). */
 #ifndef SL_BASE_LIST_H
 #define SL_BASE_LIST_H
 
@@ -50,7 +51,8 @@ static inline struct sl_list *sl_list_first(const struct sl_list *head)
     return sl_list_empty(head) ? NULL : head->next;
 }
 
-#define sl_list_for_each_safe(pos, tmp, head)                                                     \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+#define sl_list_for_each_safe(pos, tmp, head)                                                      \
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
+         (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

@@ -56,8 +56,8 @@ static size_t quote_into(char *dst, size_t cap, const char *src)
     return n;
 }
 
-static void log_emit(enum sl_log_level level, uint64_t conn_id, const char *fields,
-                     const char *fmt, va_list ap)
+static void log_emit(enum sl_log_level level, uint64_t conn_id, const char *fields, const char *fmt,
+                     va_list ap)
 {
     if (!sl_log_enabled(level))
         return;

@@ -26,10 +26,10 @@ void sl_log(enum sl_log_level level, uint64_t conn_id, const char *fmt, ...) SL_
 void sl_logkv(enum sl_log_level level, uint64_t conn_id, const char *fields, const char *fmt, ...)
     SL_PRINTF(4, 5);
 
-#define sl_debug(id, ...)                                                                         \
-    do {                                                                                          \
-        if (sl_log_enabled(SL_LOG_DEBUG))                                                         \
-            sl_log(SL_LOG_DEBUG, (id), __VA_ARGS__);                                              \
+#define sl_debug(id, ...)                                                                          \
+    do {                                                                                           \
+        if (sl_log_enabled(SL_LOG_DEBUG))                                                          \
+            sl_log(SL_LOG_DEBUG, (id), __VA_ARGS__);                                               \
     } while (0)
 #define sl_info(id, ...)  sl_log(SL_LOG_INFO, (id), __VA_ARGS__)
 #define sl_warn(id, ...)  sl_log(SL_LOG_WARN, (id), __VA_ARGS__)

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_SECRET_USER_MAX 128
+#define SL_SECRET_USER_MAX     128
 #define SL_SECRET_PASSWORD_MAX 1024
 
 struct sl_secret {

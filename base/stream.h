@@ -1,13 +1,15 @@
 /* A TCP connection on libuv with optional TLS through OpenSSL memory BIOs.
  *
  * Received plaintext accumulates in `in` and the owner is told through ops->on_read; the owner
- * consumes what it handled. Writes never block: what the socket does not take at once is copied into
- * a write request and queued (`queued` counts those bytes so that owners can apply back-pressure).
+ * consumes what it handled. Writes never block: what the socket does not take at once is copied
+ * into a write request and queued (`queued` counts those bytes so that owners can apply
+ * back-pressure).
  *
  * Life cycle: sl_stream_init -> (sl_stream_accept | sl_stream_connect) -> ... -> sl_stream_close
- * (graceful: TLS close_notify, pending writes flushed, then the handle is closed) or sl_stream_abort
- * (at once). ops->on_closed runs exactly once, after the handle is closed; only then may the owner
- * free the memory holding the stream. No other callback runs after sl_stream_close/abort. */
+ * (graceful: TLS close_notify, pending writes flushed, then the handle is closed) or
+ * sl_stream_abort (at once). ops->on_closed runs exactly once, after the handle is closed; only
+ * then may the owner free the memory holding the stream. No other callback runs after
+ * sl_stream_close/abort. */
 #ifndef SL_BASE_STREAM_H
 #define SL_BASE_STREAM_H
 
@@ -46,7 +48,8 @@ struct sl_stream {
     uv_shutdown_t shutdown_req;
     SSL *ssl;
     struct sl_buf in;
-    size_t in_limit; /* largest amount of unconsumed plaintext held; beyond it: on_error(UV_ENOBUFS) */
+    size_t
+        in_limit; /* largest amount of unconsumed plaintext held; beyond it: on_error(UV_ENOBUFS) */
     size_t queued;
     bool handshaking, reading, closing, above_high_water;
     const struct sl_stream_ops *ops;
@@ -63,7 +66,8 @@ int sl_stream_read_start(struct sl_stream *s);
 void sl_stream_read_stop(struct sl_stream *s);
 
 /* Switch to TLS as server (after an SSLRequest) or client. Plaintext already buffered in `in` is
- * treated as the first TLS bytes (a client may send its ClientHello right behind the SSLRequest). */
+ * treated as the first TLS bytes (a client may send its ClientHello right behind the SSLRequest).
+ */
 int sl_stream_tls_accept(struct sl_stream *s, SSL_CTX *ctx);
 int sl_stream_tls_connect(struct sl_stream *s, SSL_CTX *ctx, const char *server_name);
 

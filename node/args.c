@@ -4,9 +4,8 @@
 
 #include "base/log.h"
 
-static const char usage[] =
-    "Usage: sluice --config FILE [--log-level LEVEL] [--check-config]\n"
-    "       sluice --help | --version\n";
+static const char usage[] = "Usage: sluice --config FILE [--log-level LEVEL] [--check-config]\n"
+                            "       sluice --help | --version\n";
 
 static const char help[] =
     "sluice: a MySQL/MariaDB connection-pooling proxy node.\n"

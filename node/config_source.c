@@ -2,8 +2,7 @@
 
 #include <stdint.h>
 
-static int file_load(struct sl_config_source *src, struct sl_config **out, char *err,
-                     size_t errlen)
+static int file_load(struct sl_config_source *src, struct sl_config **out, char *err, size_t errlen)
 {
     return sl_config_load(src->impl, out, err, errlen);
 }

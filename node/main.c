@@ -1,5 +1,5 @@
-/* sluice: the node daemon. Wires the configuration source, the data-path worker and signals onto one
- * libuv loop. */
+/* sluice: the node daemon. Wires the configuration source, the data-path worker and signals onto
+ * one libuv loop. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,12 +91,9 @@ int main(int argc, char **argv)
 {
     struct sl_args args;
     switch (sl_args_parse(argc, argv, &args, stdout, stderr)) {
-    case SL_ARGS_EXIT_OK:
-        return 0;
-    case SL_ARGS_EXIT_USAGE:
-        return 2;
-    case SL_ARGS_RUN:
-        break;
+    case SL_ARGS_EXIT_OK: return 0;
+    case SL_ARGS_EXIT_USAGE: return 2;
+    case SL_ARGS_RUN: break;
     }
     if (args.log_level) {
         enum sl_log_level lvl;

@@ -2,8 +2,8 @@
  *
  * Why not Connector/C here: it hides packet boundaries and sequence ids, performs TLS handshakes
  * blocking, and always negotiates MariaDB's extended metadata, which would have to be rewritten for
- * every non-MariaDB client (see docs/architecture.md). Our handshake asks for exactly the capabilities
- * the front end offers, so responses can be passed through byte for byte.
+ * every non-MariaDB client (see docs/architecture.md). Our handshake asks for exactly the
+ * capabilities the front end offers, so responses can be passed through byte for byte.
  *
  * A backend is either working for itself (setup after login, bringing a borrower's session state
  * over, resetting: "internal" commands whose responses are consumed here) or relaying a client's
@@ -19,7 +19,7 @@
 /* Capabilities every backend connection asks for; the client-class ones come from the share. */
 #define BACKEND_CAPS                                                                               \
     (SL_CLIENT_LONG_FLAG | SL_CLIENT_PROTOCOL_41 | SL_CLIENT_TRANSACTIONS |                        \
-     SL_CLIENT_SECURE_CONNECTION | SL_CLIENT_MULTI_STATEMENTS | SL_CLIENT_PLUGIN_AUTH |             \
+     SL_CLIENT_SECURE_CONNECTION | SL_CLIENT_MULTI_STATEMENTS | SL_CLIENT_PLUGIN_AUTH |            \
      SL_CLIENT_PLUGIN_AUTH_LENENC | SL_CLIENT_SESSION_TRACK | SL_CLIENT_RESERVED)
 
 /* Session tracking is how the relay learns what a statement changed without parsing SQL. */
@@ -30,7 +30,8 @@ static const char setup_max_connections[] = "SELECT @@max_connections";
 
 enum setup_step { STEP_TRACKING, STEP_MAX_CONNECTIONS, STEP_INIT_QUERY, STEP_DONE };
 
-#define BACKEND_IN_LIMIT (4u * 1024u * 1024u) /* terminal packets are small; rows stream through */
+/* Terminal packets are small; rows stream through. */
+#define BACKEND_IN_LIMIT (4u * 1024u * 1024u)
 
 static void on_be_read(struct sl_stream *st);
 static void on_be_error(struct sl_stream *st, int status);
@@ -88,8 +89,8 @@ static void on_be_closed(struct sl_stream *st)
     free(b);
 }
 
-/* Close for good. A healthy connection says COM_QUIT and waits for the server to hang up, so that the
- * database has released the connection before the pool counts the slot as free again. */
+/* Close for good. A healthy connection says COM_QUIT and waits for the server to hang up, so that
+ * the database has released the connection before the pool counts the slot as free again. */
 void sl_backend_close(struct sl_backend *b)
 {
     if (b->state == SL_BE_CLOSING)
@@ -124,9 +125,7 @@ static void on_be_error(struct sl_stream *st, int status)
     struct sl_backend *b = st->owner;
     struct sl_target *t = b->share->target;
     switch (b->state) {
-    case SL_BE_CLOSING:
-        sl_stream_abort(&b->bs);
-        return;
+    case SL_BE_CLOSING: sl_stream_abort(&b->bs); return;
     case SL_BE_CONNECTING:
     case SL_BE_GREETING:
     case SL_BE_AUTH:
@@ -134,8 +133,7 @@ static void on_be_error(struct sl_stream *st, int status)
                 t->host, t->port, uv_strerror(status));
         fail_login(b, "CONNECTION_FAILED", NULL, 0);
         return;
-    default:
-        break;
+    default: break;
     }
     struct sl_session *s = b->session;
     sl_info(s ? s->id : 0, "backend %llu lost: %s", (unsigned long long)b->id, uv_strerror(status));
@@ -156,7 +154,8 @@ static void on_be_connected(struct sl_stream *st)
     b->state = SL_BE_GREETING;
 }
 
-/* ---- commands of our own ------------------------------------------------------------------------ */
+/* ---- commands of our own ------------------------------------------------------------------------
+ */
 
 static void on_track_ok(void *arg, const uint8_t *payload, size_t len);
 
@@ -198,8 +197,8 @@ static void run_setup(struct sl_backend *b)
                           SL_RESP_QUERY);
             return;
         case STEP_MAX_CONNECTIONS:
-            send_internal(b, SL_COM_QUERY, setup_max_connections,
-                          sizeof setup_max_connections - 1, SL_RESP_QUERY);
+            send_internal(b, SL_COM_QUERY, setup_max_connections, sizeof setup_max_connections - 1,
+                          SL_RESP_QUERY);
             return;
         case STEP_INIT_QUERY:
             if (pc->init_query) {
@@ -227,7 +226,8 @@ static void run_setup(struct sl_backend *b)
     }
 }
 
-/* A statement run by setup failed: a broken init_query must not give clients half-set-up sessions. */
+/* A statement run by setup failed: a broken init_query must not give clients half-set-up sessions.
+ */
 static void setup_failed(struct sl_backend *b)
 {
     struct sl_target *t = b->share->target;
@@ -241,7 +241,8 @@ static void setup_failed(struct sl_backend *b)
     }
 }
 
-/* ---- preparing for a borrower ------------------------------------------------------------------- */
+/* ---- preparing for a borrower -------------------------------------------------------------------
+ */
 
 /* The state the borrower expects, with the share's baseline where it set nothing itself. */
 static const struct sl_vars *wanted(struct sl_backend *b, struct sl_vars *tmp)
@@ -343,11 +344,8 @@ static void prepare_done(struct sl_backend *b, const uint8_t *err, size_t err_le
         sl_vars_clear(&tmp);
         break;
     }
-    case SL_PREP_MULTI:
-        b->multi_statements = s->multi_statements ? 1 : 0;
-        break;
-    default:
-        break;
+    case SL_PREP_MULTI: b->multi_statements = s->multi_statements ? 1 : 0; break;
+    default: break;
     }
     if (prepare_step(b))
         return;
@@ -355,11 +353,13 @@ static void prepare_done(struct sl_backend *b, const uint8_t *err, size_t err_le
     sl_session_backend_ready(s);
 }
 
-/* ---- session tracking --------------------------------------------------------------------------- */
+/* ---- session tracking ---------------------------------------------------------------------------
+ */
 
 /* Record a reported variable on the backend and, for a client's statement, in the client's wanted
- * state. Setting the connection character set also changes the collation and vice versa, but tracking
- * reports only the one named: the partner becomes unknown on both sides (see sl_vars_diff_sql). */
+ * state. Setting the connection character set also changes the collation and vice versa, but
+ * tracking reports only the one named: the partner becomes unknown on both sides (see
+ * sl_vars_diff_sql). */
 static void track_var(struct sl_backend *b, struct sl_session *s, enum sl_var_id id,
                       const char *value, size_t len)
 {
@@ -407,17 +407,13 @@ static void on_track_ok(void *arg, const uint8_t *payload, size_t len)
             if (s)
                 sl_vars_set_schema(&s->want, (const char *)e.value, e.value_len);
             break;
-        case SL_TRACK_STATE_CHANGE:
-            changed = true;
-            break;
+        case SL_TRACK_STATE_CHANGE: changed = true; break;
         case SL_TRACK_TRX_STATE:
             explained = true;
             if (s && e.value_len >= 8 && e.value[7] == 'L')
                 s->pins |= SL_PIN_TABLE_LOCK;
             break;
-        default:
-            explained = true;
-            break;
+        default: explained = true; break;
         }
     }
     /* A change that no sysvar, schema or transaction entry describes (user variables, temporary
@@ -426,7 +422,8 @@ static void on_track_ok(void *arg, const uint8_t *payload, size_t len)
         s->pins |= SL_PIN_UNKNOWN_STATE;
 }
 
-/* ---- relaying ----------------------------------------------------------------------------------- */
+/* ---- relaying -----------------------------------------------------------------------------------
+ */
 
 static void capture_max_connections(struct sl_backend *b, const uint8_t *p, size_t len)
 {
@@ -454,7 +451,8 @@ static void response_done(struct sl_backend *b, const uint8_t *last, size_t last
 static void protocol_error(struct sl_backend *b)
 {
     struct sl_session *s = b->session;
-    sl_warn(s ? s->id : 0, "backend %llu: malformed response; closing it", (unsigned long long)b->id);
+    sl_warn(s ? s->id : 0, "backend %llu: malformed response; closing it",
+            (unsigned long long)b->id);
     b->session = NULL;
     b->state = SL_BE_CLOSING;
     sl_stream_abort(&b->bs);
@@ -488,8 +486,8 @@ static void forward_ok(struct sl_session *s, const uint8_t *pkt, uint32_t len)
         sl_stream_write(&s->cs, ok.info, ok.info_len);
 }
 
-/* Bytes to pass to the client are collected while they are contiguous in the read buffer and written
- * with one call (one TLS record, one write) instead of one per packet. */
+/* Bytes to pass to the client are collected while they are contiguous in the read buffer and
+ * written with one call (one TLS record, one write) instead of one per packet. */
 struct span {
     struct sl_session *s;
     const uint8_t *start;
@@ -526,8 +524,8 @@ static void relay(struct sl_backend *b)
     struct sl_buf *in = &b->bs.in;
     struct span sp = {NULL, NULL, 0};
     while (sl_buf_avail(in) > 0) {
-        if (b->state != SL_BE_RELAYING && b->state != SL_BE_PREPARING &&
-            b->state != SL_BE_SETUP && b->state != SL_BE_RESETTING)
+        if (b->state != SL_BE_RELAYING && b->state != SL_BE_PREPARING && b->state != SL_BE_SETUP &&
+            b->state != SL_BE_RESETTING)
             break;
         struct sl_session *s = b->internal ? NULL : b->session;
         if (sp.len >= SPAN_MAX) {
@@ -556,7 +554,8 @@ static void relay(struct sl_backend *b)
         uint32_t len = sl_pkt_len(p);
         size_t have = avail - SL_PKT_HDR_LEN < len ? avail - SL_PKT_HDR_LEN : len;
         if (b->chunk_continues) {
-            /* Continuation of a packet of 16 MiB or more: pass through, the tracker saw its head. */
+            /* Continuation of a packet of 16 MiB or more: pass through, the tracker saw its head.
+             */
             b->chunk_continues = len == SL_PKT_MAX_CHUNK;
             span_add(&sp, s, p, SL_PKT_HDR_LEN + have);
             sl_buf_consume(in, SL_PKT_HDR_LEN + have);
@@ -581,7 +580,8 @@ static void relay(struct sl_backend *b)
             have == len)
             capture_max_connections(b, p + SL_PKT_HDR_LEN, have);
         b->packet_index++;
-        /* The terminal packet is kept for a failed preparation step, whose ERR goes to the client. */
+        /* The terminal packet is kept for a failed preparation step, whose ERR goes to the client.
+         */
         uint8_t last[600];
         size_t last_len = 0;
         if (r == SL_RESP_DONE && have == len && len <= sizeof last) {
@@ -651,11 +651,8 @@ static void response_done(struct sl_backend *b, const uint8_t *last, size_t last
             b->setup_step++;
         run_setup(b);
         return;
-    case SL_BE_PREPARING:
-        prepare_done(b, last, last_len);
-        return;
-    default:
-        return;
+    case SL_BE_PREPARING: prepare_done(b, last, last_len); return;
+    default: return;
     }
 }
 
@@ -694,7 +691,8 @@ void sl_backend_reset(struct sl_backend *b)
     send_internal(b, SL_COM_RESET_CONNECTION, NULL, 0, SL_RESP_OK_ERR);
 }
 
-/* ---- login -------------------------------------------------------------------------------------- */
+/* ---- login --------------------------------------------------------------------------------------
+ */
 
 static int next_packet(struct sl_backend *b, const uint8_t **payload, size_t *len)
 {
@@ -710,8 +708,7 @@ static int next_packet(struct sl_backend *b, const uint8_t **payload, size_t *le
     return 1;
 }
 
-static void send_login_packet(struct sl_backend *b, uint8_t seq, const uint8_t *payload,
-                              size_t len)
+static void send_login_packet(struct sl_backend *b, uint8_t seq, const uint8_t *payload, size_t len)
 {
     uint8_t hdr[SL_PKT_HDR_LEN];
     sl_pkt_hdr_put(hdr, (uint32_t)len, seq);
@@ -807,9 +804,7 @@ static void handle_auth_reply(struct sl_backend *b, const uint8_t *p, size_t len
             return; /* caching_sha2 fast path succeeded: the OK follows */
         fail_login(b, "AUTH_FAILURE", NULL, 0);
         return;
-    default:
-        fail_login(b, "CONNECTION_FAILED", NULL, 0);
-        return;
+    default: fail_login(b, "CONNECTION_FAILED", NULL, 0); return;
     }
 }
 
@@ -831,16 +826,13 @@ static void on_be_read(struct sl_stream *st)
         if (b->state == SL_BE_SETUP)
             relay(b);
         return;
-    case SL_BE_CLOSING:
-        sl_buf_consume(&b->bs.in, sl_buf_avail(&b->bs.in));
-        return;
+    case SL_BE_CLOSING: sl_buf_consume(&b->bs.in, sl_buf_avail(&b->bs.in)); return;
     case SL_BE_IDLE:
         /* An idle backend has nothing to say; a server that speaks up is timing us out. */
-        sl_info(0, "backend %llu: unexpected data while idle; closing it", (unsigned long long)b->id);
+        sl_info(0, "backend %llu: unexpected data while idle; closing it",
+                (unsigned long long)b->id);
         sl_backend_close(b);
         return;
-    default:
-        relay(b);
-        return;
+    default: relay(b); return;
     }
 }

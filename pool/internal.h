@@ -1,9 +1,9 @@
 /* Runtime objects of the data path, shared by the files of pool/ only (not a public header).
  *
  * Ownership: a worker owns its proxies; a proxy owns its listener, users and targets; a target owns
- * its pool shares, and every backend connection (idle or lent out) and its FIFO of waiting sessions;
- * a session owns its client stream and, while it holds one, borrows a backend. Everything here runs on
- * the worker's loop thread: no locks. */
+ * its pool shares, and every backend connection (idle or lent out) and its FIFO of waiting
+ * sessions; a session owns its client stream and, while it holds one, borrows a backend. Everything
+ * here runs on the worker's loop thread: no locks. */
 #ifndef SL_POOL_INTERNAL_H
 #define SL_POOL_INTERNAL_H
 
@@ -28,12 +28,12 @@ struct sl_proxy;
 
 /* One database user of a proxy: its secret reference and the resolved credentials. */
 struct sl_user {
-    struct sl_auth_config cfg;   /* copy; strings owned here */
-    bool removed;                /* no longer in the configuration: refuses new logins */
-    struct sl_secret secret;     /* resolved; wiped on free */
+    struct sl_auth_config cfg; /* copy; strings owned here */
+    bool removed;              /* no longer in the configuration: refuses new logins */
+    struct sl_secret secret;   /* resolved; wiped on free */
     bool resolved;
     struct timespec secret_mtime; /* file secrets: re-read when the file changes */
-    double checked_at;            /* loop time (s) of the last check, to stat at most once a second */
+    double checked_at; /* loop time (s) of the last check, to stat at most once a second */
     /* caching_sha2_password: SHA256(SHA256(password)) of the last full authentication, so later
      * logins take the fast path (as the MySQL server's cache does). */
     uint8_t sha2_cache[32];
@@ -48,49 +48,49 @@ struct sl_target {
     char host[256];
     uint16_t port;
     struct sockaddr_storage addr;
-    unsigned db_max_connections;   /* @@max_connections, 0 until read from the database */
-    uint32_t ext_caps;             /* MariaDB extended capabilities the server offered (offered to
-                                    * clients; assumed until the first backend login tells) */
-    unsigned open;                 /* backends connected or connecting */
-    unsigned idle;                 /* backends parked in a share's idle list */
-    struct sl_list shares;         /* struct sl_share */
-    struct sl_list waiters;        /* sessions waiting for a backend, first come first served */
+    unsigned db_max_connections; /* @@max_connections, 0 until read from the database */
+    uint32_t ext_caps;           /* MariaDB extended capabilities the server offered (offered to
+                                  * clients; assumed until the first backend login tells) */
+    unsigned open;               /* backends connected or connecting */
+    unsigned idle;               /* backends parked in a share's idle list */
+    struct sl_list shares;       /* struct sl_share */
+    struct sl_list waiters;      /* sessions waiting for a backend, first come first served */
     enum sl_target_health health;
-    char health_reason[32];        /* CONNECTION_FAILED, AUTH_FAILURE, ... */
-    uv_timer_t retry_timer;        /* reconnect back-off while unavailable */
+    char health_reason[32]; /* CONNECTION_FAILED, AUTH_FAILURE, ... */
+    uv_timer_t retry_timer; /* reconnect back-off while unavailable */
     bool retry_armed;
 };
 
 /* Backends of one target that are interchangeable: same user, handshake collation and the client
  * capabilities that change how the server answers. */
 struct sl_share {
-    struct sl_list link;           /* in target->shares */
+    struct sl_list link; /* in target->shares */
     struct sl_target *target;
     struct sl_user *user;
     uint8_t collation;
-    uint32_t class_caps;           /* SL_CLASS_CAPS bits the clients of this share negotiated */
-    uint32_t ext_caps;             /* MariaDB extended capabilities (SL_MARIADB_EXT_METADATA) */
-    struct sl_list idle;           /* struct sl_backend, most recently used first */
-    unsigned total;                /* backends of this share, any state */
-    unsigned connecting;           /* of which still logging in or running setup */
-    unsigned promised;             /* scratch: connecting backends not yet matched to a waiter */
-    struct sl_vars baseline;       /* variables the init query sets on every new backend */
+    uint32_t class_caps;     /* SL_CLASS_CAPS bits the clients of this share negotiated */
+    uint32_t ext_caps;       /* MariaDB extended capabilities (SL_MARIADB_EXT_METADATA) */
+    struct sl_list idle;     /* struct sl_backend, most recently used first */
+    unsigned total;          /* backends of this share, any state */
+    unsigned connecting;     /* of which still logging in or running setup */
+    unsigned promised;       /* scratch: connecting backends not yet matched to a waiter */
+    struct sl_vars baseline; /* variables the init query sets on every new backend */
     bool baseline_known;
 };
 
 /* Client capabilities that partition pools (the backend must have the same ones). */
 #define SL_CLASS_CAPS                                                                              \
-    (SL_CLIENT_FOUND_ROWS | SL_CLIENT_LOCAL_FILES | SL_CLIENT_IGNORE_SPACE | SL_CLIENT_MULTI_RESULTS | \
-     SL_CLIENT_PS_MULTI_RESULTS | SL_CLIENT_INTERACTIVE)
+    (SL_CLIENT_FOUND_ROWS | SL_CLIENT_LOCAL_FILES | SL_CLIENT_IGNORE_SPACE |                       \
+     SL_CLIENT_MULTI_RESULTS | SL_CLIENT_PS_MULTI_RESULTS | SL_CLIENT_INTERACTIVE)
 
 struct sl_proxy {
     struct sl_worker *worker;
-    struct sl_proxy_config *cfg;   /* points into the worker's current config */
+    struct sl_proxy_config *cfg; /* points into the worker's current config */
     uv_tcp_t listener;
     bool listening;
-    struct sl_user **users;        /* stable pointers: sessions and shares refer to them */
+    struct sl_user **users; /* stable pointers: sessions and shares refer to them */
     size_t n_users;
-    bool removed;                  /* gone from the configuration; kept until its sessions end */
+    bool removed;                    /* gone from the configuration; kept until its sessions end */
     struct sl_proxy_config *own_cfg; /* settings kept for a removed proxy's remaining sessions */
     struct sl_target *targets;
     size_t n_targets;
@@ -107,51 +107,53 @@ struct sl_worker {
     void (*drain_done)(void *arg);
     void *drain_arg;
     uint32_t next_conn_id;
-    struct sl_list sessions;       /* every live session, for drain and KILL */
+    struct sl_list sessions; /* every live session, for drain and KILL */
     bool draining;
     struct sl_worker_stats stats;
 };
 
-/* ---- backend connections ---------------------------------------------------------------------- */
+/* ---- backend connections ----------------------------------------------------------------------
+ */
 enum sl_backend_state {
     SL_BE_CONNECTING,
-    SL_BE_GREETING,   /* waiting for the server's handshake */
-    SL_BE_AUTH,       /* HandshakeResponse sent */
-    SL_BE_SETUP,      /* running the setup statements (tracking, init_query, @@max_connections) */
-    SL_BE_IDLE,       /* parked in its share */
-    SL_BE_PREPARING,  /* lent out, bringing session state over before the client's command */
-    SL_BE_RELAYING,   /* lent out, client command in flight or between commands */
-    SL_BE_RESETTING,  /* COM_RESET_CONNECTION before going back to the pool */
+    SL_BE_GREETING,  /* waiting for the server's handshake */
+    SL_BE_AUTH,      /* HandshakeResponse sent */
+    SL_BE_SETUP,     /* running the setup statements (tracking, init_query, @@max_connections) */
+    SL_BE_IDLE,      /* parked in its share */
+    SL_BE_PREPARING, /* lent out, bringing session state over before the client's command */
+    SL_BE_RELAYING,  /* lent out, client command in flight or between commands */
+    SL_BE_RESETTING, /* COM_RESET_CONNECTION before going back to the pool */
     SL_BE_CLOSING,
 };
 
 struct sl_backend {
     struct sl_stream bs;
-    struct sl_list link;           /* share->idle while idle */
+    struct sl_list link; /* share->idle while idle */
     struct sl_share *share;
-    struct sl_session *session;    /* the borrower, or NULL */
+    struct sl_session *session; /* the borrower, or NULL */
     enum sl_backend_state state;
-    uint64_t id;                   /* for logs */
-    uint32_t thread_id;            /* server's connection id, for KILL */
-    uint32_t caps;                 /* negotiated */
-    uint16_t status;               /* last status flags */
-    struct sl_vars have;           /* session state on this connection */
-    int multi_statements;          /* COM_SET_OPTION state: 1 on, 0 off, -1 unknown (after reset) */
-    bool internal;                 /* the response in flight answers our own command: swallow it */
+    uint64_t id;          /* for logs */
+    uint32_t thread_id;   /* server's connection id, for KILL */
+    uint32_t caps;        /* negotiated */
+    uint16_t status;      /* last status flags */
+    struct sl_vars have;  /* session state on this connection */
+    int multi_statements; /* COM_SET_OPTION state: 1 on, 0 off, -1 unknown (after reset) */
+    bool internal;        /* the response in flight answers our own command: swallow it */
     int setup_step;
     struct sl_resp_tracker rt;
-    uint32_t chunk_left;           /* bytes of a packet chunk still to pass through unparsed */
-    bool chunk_continues;          /* the current chunk is 0xFFFFFF long: the packet continues */
-    bool infile;                   /* LOCAL INFILE data is flowing from the client */
-    bool done_pending;             /* the response ended in a packet still being passed through */
-    unsigned packet_index;         /* packets of the current response seen so far */
-    uint8_t login_seq;             /* next sequence id expected during login */
+    uint32_t chunk_left;   /* bytes of a packet chunk still to pass through unparsed */
+    bool chunk_continues;  /* the current chunk is 0xFFFFFF long: the packet continues */
+    bool infile;           /* LOCAL INFILE data is flowing from the client */
+    bool done_pending;     /* the response ended in a packet still being passed through */
+    unsigned packet_index; /* packets of the current response seen so far */
+    uint8_t login_seq;     /* next sequence id expected during login */
     enum sl_prep { SL_PREP_NONE, SL_PREP_PING, SL_PREP_SCHEMA, SL_PREP_VARS, SL_PREP_MULTI } prep;
     double idle_since;
-    struct sl_session *affine;     /* idle, but kept for this session's next command if possible */
+    struct sl_session *affine; /* idle, but kept for this session's next command if possible */
 };
 
-/* ---- client sessions -------------------------------------------------------------------------- */
+/* ---- client sessions --------------------------------------------------------------------------
+ */
 enum sl_session_state {
     SL_SS_GREETING,      /* handshake sent, waiting for SSLRequest or HandshakeResponse */
     SL_SS_TLS,           /* TLS handshake running */
@@ -169,33 +171,33 @@ enum sl_pending { SL_PENDING_COMMAND, SL_PENDING_LOGIN_DB };
 
 struct sl_session {
     struct sl_stream cs;
-    struct sl_list link;           /* worker->sessions */
-    struct sl_list wait_link;      /* target->waiters while waiting */
+    struct sl_list link;      /* worker->sessions */
+    struct sl_list wait_link; /* target->waiters while waiting */
     struct sl_proxy *proxy;
     struct sl_user *user;
     struct sl_share *share;
-    struct sl_backend *be;         /* held backend, or NULL */
-    struct sl_backend *affine;     /* idle backend that served our last INSERT (LAST_INSERT_ID()) */
-    bool borrowed;                 /* be was borrowed for the command in flight (not held over) */
+    struct sl_backend *be;     /* held backend, or NULL */
+    struct sl_backend *affine; /* idle backend that served our last INSERT (LAST_INSERT_ID()) */
+    bool borrowed;             /* be was borrowed for the command in flight (not held over) */
     enum sl_session_state state;
     enum sl_pending pending;
-    uint64_t id;                   /* also the connection id shown to the client */
+    uint64_t id; /* also the connection id shown to the client */
     uint8_t nonce[SL_NONCE_LEN];
-    uint8_t seq;                   /* next sequence id during the handshake */
-    uint32_t caps;                 /* negotiated with the client */
-    uint32_t ext_caps;             /* MariaDB extended capabilities negotiated with the client */
+    uint8_t seq;       /* next sequence id during the handshake */
+    uint32_t caps;     /* negotiated with the client */
+    uint32_t ext_caps; /* MariaDB extended capabilities negotiated with the client */
     uint8_t collation;
     bool tls;
-    bool auth_sha2;                /* the running auth exchange is caching_sha2_password */
-    struct sl_vars want;           /* session state the client expects */
+    bool auth_sha2;      /* the running auth exchange is caching_sha2_password */
+    struct sl_vars want; /* session state the client expects */
     bool multi_statements;
-    uint32_t pins;                 /* enum sl_pin_reason bits */
-    uint16_t status;               /* status flags the client last saw */
-    uint8_t cmd;                   /* command in flight */
-    size_t cmd_len;                /* bytes of the buffered command (headers included) */
-    uint8_t rewrite[48];           /* a command sent instead of the buffered one (KILL mapping) */
+    uint32_t pins;       /* enum sl_pin_reason bits */
+    uint16_t status;     /* status flags the client last saw */
+    uint8_t cmd;         /* command in flight */
+    size_t cmd_len;      /* bytes of the buffered command (headers included) */
+    uint8_t rewrite[48]; /* a command sent instead of the buffered one (KILL mapping) */
     size_t rewrite_len;
-    uv_timer_t timer;              /* idle-client and borrow timeouts */
+    uv_timer_t timer; /* idle-client and borrow timeouts */
     double wait_started;
     char peer[64];
 };
@@ -209,7 +211,8 @@ void sl_backend_reset(struct sl_backend *b);
 /* The client drained its write queue: read and relay again. */
 void sl_backend_resume(struct sl_backend *b);
 /* Bring the backend to its session's state (schema, variables, multi-statements). Returns true when
- * nothing had to be sent; otherwise sl_session_backend_ready (or sl_session_prepare_failed) follows. */
+ * nothing had to be sent; otherwise sl_session_backend_ready (or sl_session_prepare_failed)
+ * follows. */
 bool sl_backend_prepare(struct sl_backend *b);
 /* LOCAL INFILE: pass the client's data packets through until the empty one that ends them. */
 void sl_backend_forward_infile(struct sl_backend *b, struct sl_buf *in);

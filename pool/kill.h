@@ -1,6 +1,6 @@
 /* KILL statements aimed at connection ids the proxy handed out. Clients see the proxy's own
- * connection id (in the handshake), not the database's, so KILL <id> has to be mapped to the backend
- * connection currently serving that session. Pure. */
+ * connection id (in the handshake), not the database's, so KILL <id> has to be mapped to the
+ * backend connection currently serving that session. Pure. */
 #ifndef SL_POOL_KILL_H
 #define SL_POOL_KILL_H
 
@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 enum sl_kill_parse_result {
-    SL_KILL_NONE = 0,  /* not a KILL statement: relay it as any other */
-    SL_KILL_ID = 1,    /* KILL [HARD|SOFT] [CONNECTION|QUERY] <id>: fields set */
+    SL_KILL_NONE = 0,     /* not a KILL statement: relay it as any other */
+    SL_KILL_ID = 1,       /* KILL [HARD|SOFT] [CONNECTION|QUERY] <id>: fields set */
     SL_KILL_REFUSED = -1, /* KILL USER, KILL QUERY ID, or no literal id: could reach other clients'
                            * backends */
 };

@@ -3,9 +3,9 @@
 #include <stdbool.h>
 
 static const char *const reason_names[SL_PIN_REASON_COUNT] = {
-    "user_variable", "set_variable",   "temp_table", "table_lock", "get_lock",
-    "prepared",      "large_statement", "found_rows", "row_count",  "last_insert_id",
-    "handler",       "xa",              "cursor",     "unknown_state", "local_infile",
+    "user_variable",   "set_variable",  "temp_table",   "table_lock",     "get_lock", "prepared",
+    "large_statement", "found_rows",    "row_count",    "last_insert_id", "handler",  "xa",
+    "cursor",          "unknown_state", "local_infile",
 };
 
 const char *sl_pin_reason_name(uint32_t bit)
@@ -55,30 +55,18 @@ static const struct {
     unsigned char len;
     enum kw kw;
 } keywords[] = {
-    {"BACKUP", 6, KW_BACKUP},
-    {"CREATE", 6, KW_CREATE},
-    {"EXPORT", 6, KW_EXPORT},
-    {"FLUSH", 5, KW_FLUSH},
-    {"FOR", 3, KW_FOR},
-    {"FOUND_ROWS", 10, KW_FOUND_ROWS},
-    {"GET_LOCK", 8, KW_GET_LOCK},
-    {"HANDLER", 7, KW_HANDLER},
-    {"INTO", 4, KW_INTO},
-    {"LAST_INSERT_ID", 14, KW_LAST_INSERT_ID},
-    {"LOCK", 4, KW_LOCK},
-    {"OR", 2, KW_OR},
-    {"PREPARE", 7, KW_PREPARE},
-    {"READ", 4, KW_READ},
-    {"REPLACE", 7, KW_REPLACE},
-    {"ROW_COUNT", 9, KW_ROW_COUNT},
-    {"SET", 3, KW_SET},
-    {"SQL_CALC_FOUND_ROWS", 19, KW_SQL_CALC_FOUND_ROWS},
-    {"STAGE", 5, KW_STAGE},
-    {"TABLE", 5, KW_TABLE},
-    {"TABLES", 6, KW_TABLES},
-    {"TEMPORARY", 9, KW_TEMPORARY},
-    {"WITH", 4, KW_WITH},
-    {"XA", 2, KW_XA},
+    {"BACKUP", 6, KW_BACKUP},     {"CREATE", 6, KW_CREATE},
+    {"EXPORT", 6, KW_EXPORT},     {"FLUSH", 5, KW_FLUSH},
+    {"FOR", 3, KW_FOR},           {"FOUND_ROWS", 10, KW_FOUND_ROWS},
+    {"GET_LOCK", 8, KW_GET_LOCK}, {"HANDLER", 7, KW_HANDLER},
+    {"INTO", 4, KW_INTO},         {"LAST_INSERT_ID", 14, KW_LAST_INSERT_ID},
+    {"LOCK", 4, KW_LOCK},         {"OR", 2, KW_OR},
+    {"PREPARE", 7, KW_PREPARE},   {"READ", 4, KW_READ},
+    {"REPLACE", 7, KW_REPLACE},   {"ROW_COUNT", 9, KW_ROW_COUNT},
+    {"SET", 3, KW_SET},           {"SQL_CALC_FOUND_ROWS", 19, KW_SQL_CALC_FOUND_ROWS},
+    {"STAGE", 5, KW_STAGE},       {"TABLE", 5, KW_TABLE},
+    {"TABLES", 6, KW_TABLES},     {"TEMPORARY", 9, KW_TEMPORARY},
+    {"WITH", 4, KW_WITH},         {"XA", 2, KW_XA},
 };
 
 /* ASCII case folding only: the locale must not change what matches. */
@@ -119,10 +107,10 @@ struct lexer {
     const char *end;
     bool sq_escapes;
     bool dq_escapes;
-    bool in_exec;       /* inside a MariaDB executable comment */
-    bool sq_backslash;  /* a backslash was seen inside '...' */
-    bool dq_backslash;  /* a backslash was seen inside "..." */
-    const char *word;   /* TOK_WORD text */
+    bool in_exec;      /* inside a MariaDB executable comment */
+    bool sq_backslash; /* a backslash was seen inside '...' */
+    bool dq_backslash; /* a backslash was seen inside "..." */
+    const char *word;  /* TOK_WORD text */
     size_t word_len;
 };
 
@@ -263,30 +251,21 @@ struct scanner {
 static uint32_t call_reason(enum kw k)
 {
     switch (k) {
-    case KW_GET_LOCK:
-        return SL_PIN_GET_LOCK;
-    case KW_FOUND_ROWS:
-        return SL_PIN_FOUND_ROWS;
-    case KW_ROW_COUNT:
-        return SL_PIN_ROW_COUNT;
-    case KW_LAST_INSERT_ID:
-        return SL_PIN_LAST_INSERT_ID;
-    default:
-        return 0;
+    case KW_GET_LOCK: return SL_PIN_GET_LOCK;
+    case KW_FOUND_ROWS: return SL_PIN_FOUND_ROWS;
+    case KW_ROW_COUNT: return SL_PIN_ROW_COUNT;
+    case KW_LAST_INSERT_ID: return SL_PIN_LAST_INSERT_ID;
+    default: return 0;
     }
 }
 
 static uint32_t first_word_reason(enum kw k)
 {
     switch (k) {
-    case KW_PREPARE:
-        return SL_PIN_PREPARED;
-    case KW_HANDLER:
-        return SL_PIN_HANDLER;
-    case KW_XA:
-        return SL_PIN_XA;
-    default:
-        return 0;
+    case KW_PREPARE: return SL_PIN_PREPARED;
+    case KW_HANDLER: return SL_PIN_HANDLER;
+    case KW_XA: return SL_PIN_XA;
+    default: return 0;
     }
 }
 
@@ -302,12 +281,8 @@ static void on_word(struct scanner *s, enum kw k)
          * SET inside compound statements are caught; a mere read there is pinned too. */
         s->stmt_set = true;
         break;
-    case KW_FLUSH:
-        s->stmt_flush = true;
-        break;
-    case KW_SQL_CALC_FOUND_ROWS:
-        s->reasons |= SL_PIN_FOUND_ROWS;
-        break;
+    case KW_FLUSH: s->stmt_flush = true; break;
+    case KW_SQL_CALC_FOUND_ROWS: s->reasons |= SL_PIN_FOUND_ROWS; break;
     case KW_TABLE:
     case KW_TABLES:
         if (p1 == KW_LOCK)
@@ -334,8 +309,7 @@ static void on_word(struct scanner *s, enum kw k)
         if (p1 == KW_BACKUP)
             s->reasons |= SL_PIN_TABLE_LOCK;
         break;
-    default:
-        break;
+    default: break;
     }
     s->pending_call = call_reason(k);
     s->prev2 = p1;
@@ -349,14 +323,9 @@ static void on_token(struct scanner *s, enum tok t)
         if (s->prev1 == KW_INTO || s->stmt_set)
             s->reasons |= SL_PIN_USER_VARIABLE;
         break;
-    case TOK_ASSIGN:
-        s->reasons |= SL_PIN_USER_VARIABLE;
-        break;
-    case TOK_LPAREN:
-        s->reasons |= s->pending_call;
-        break;
-    default:
-        break;
+    case TOK_ASSIGN: s->reasons |= SL_PIN_USER_VARIABLE; break;
+    case TOK_LPAREN: s->reasons |= s->pending_call; break;
+    default: break;
     }
     if (t == TOK_SEMI) {
         s->stmt_set = false;

@@ -3,8 +3,8 @@
  * A session is pinned to its backend while any reason is set; reasons are a bitmask so that metrics
  * and logs can say why. Session tracking (SESSION_STATE_CHANGED without a matching sysvar/schema
  * entry, the trx-state 'L' flag) finds most of them; sl_pinscan finds the rest from the statement
- * text by a cheap lexical scan (comments, string literals and quoted identifiers are skipped, keywords
- * matched case-insensitively on word boundaries). It never allocates. */
+ * text by a cheap lexical scan (comments, string literals and quoted identifiers are skipped,
+ * keywords matched case-insensitively on word boundaries). It never allocates. */
 #ifndef SL_POOL_PINSCAN_H
 #define SL_POOL_PINSCAN_H
 
@@ -12,23 +12,23 @@
 #include <stdint.h>
 
 enum sl_pin_reason {
-    SL_PIN_USER_VARIABLE   = 1u << 0,  /* SET @x, SELECT @x := ..., SELECT ... INTO @x */
-    SL_PIN_SET_VARIABLE    = 1u << 1,  /* SET of a session variable that is not transferable */
-    SL_PIN_TEMP_TABLE      = 1u << 2,  /* CREATE TEMPORARY TABLE */
-    SL_PIN_TABLE_LOCK      = 1u << 3,  /* LOCK TABLES, FLUSH TABLES ... WITH READ LOCK */
-    SL_PIN_GET_LOCK        = 1u << 4,  /* GET_LOCK( */
-    SL_PIN_PREPARED        = 1u << 5,  /* text PREPARE, or binary COM_STMT_PREPARE */
-    SL_PIN_LARGE_STATEMENT = 1u << 6,  /* statement text over 16 KiB */
-    SL_PIN_FOUND_ROWS      = 1u << 7,  /* SQL_CALC_FOUND_ROWS / FOUND_ROWS( */
-    SL_PIN_ROW_COUNT       = 1u << 8,  /* ROW_COUNT( */
-    SL_PIN_LAST_INSERT_ID  = 1u << 9,  /* LAST_INSERT_ID( */
-    SL_PIN_HANDLER         = 1u << 10, /* HANDLER t OPEN */
-    SL_PIN_XA              = 1u << 11, /* XA START ... */
-    SL_PIN_CURSOR          = 1u << 12, /* server-side cursor open (CURSOR_EXISTS) */
-    SL_PIN_UNKNOWN_STATE   = 1u << 13, /* tracking reported a change we cannot describe */
-    SL_PIN_LOCAL_INFILE    = 1u << 14, /* LOAD DATA LOCAL in progress */
+    SL_PIN_USER_VARIABLE = 1u << 0,   /* SET @x, SELECT @x := ..., SELECT ... INTO @x */
+    SL_PIN_SET_VARIABLE = 1u << 1,    /* SET of a session variable that is not transferable */
+    SL_PIN_TEMP_TABLE = 1u << 2,      /* CREATE TEMPORARY TABLE */
+    SL_PIN_TABLE_LOCK = 1u << 3,      /* LOCK TABLES, FLUSH TABLES ... WITH READ LOCK */
+    SL_PIN_GET_LOCK = 1u << 4,        /* GET_LOCK( */
+    SL_PIN_PREPARED = 1u << 5,        /* text PREPARE, or binary COM_STMT_PREPARE */
+    SL_PIN_LARGE_STATEMENT = 1u << 6, /* statement text over 16 KiB */
+    SL_PIN_FOUND_ROWS = 1u << 7,      /* SQL_CALC_FOUND_ROWS / FOUND_ROWS( */
+    SL_PIN_ROW_COUNT = 1u << 8,       /* ROW_COUNT( */
+    SL_PIN_LAST_INSERT_ID = 1u << 9,  /* LAST_INSERT_ID( */
+    SL_PIN_HANDLER = 1u << 10,        /* HANDLER t OPEN */
+    SL_PIN_XA = 1u << 11,             /* XA START ... */
+    SL_PIN_CURSOR = 1u << 12,         /* server-side cursor open (CURSOR_EXISTS) */
+    SL_PIN_UNKNOWN_STATE = 1u << 13,  /* tracking reported a change we cannot describe */
+    SL_PIN_LOCAL_INFILE = 1u << 14,   /* LOAD DATA LOCAL in progress */
 };
-#define SL_PIN_REASON_COUNT 15
+#define SL_PIN_REASON_COUNT      15
 #define SL_LARGE_STATEMENT_BYTES (16u * 1024u)
 
 /* Name of one reason bit ("user_variable", "temp_table", ...), for logs and metrics. */

@@ -19,7 +19,8 @@ unsigned sl_target_limit(const struct sl_target *t)
     /* Until the database has told us its max_connections, one connection finds out. */
     if (t->db_max_connections == 0)
         return 1;
-    uint64_t n = (uint64_t)t->db_max_connections * t->proxy->cfg->pool.max_connections_percent / 100;
+    uint64_t n =
+        (uint64_t)t->db_max_connections * t->proxy->cfg->pool.max_connections_percent / 100;
     return n ? (unsigned)n : 1;
 }
 
@@ -35,8 +36,7 @@ struct sl_share *sl_share_get(struct sl_target *t, struct sl_user *u, uint8_t co
                               uint32_t class_caps, uint32_t ext_caps)
 {
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &t->shares)
-    {
+    sl_list_for_each_safe (pos, tmp, &t->shares) {
         struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
         if (sh->user == u && sh->collation == collation && sh->class_caps == class_caps &&
             sh->ext_caps == ext_caps)
@@ -74,8 +74,7 @@ static struct sl_backend *take_idle(struct sl_session *s)
     struct sl_backend *first = NULL, *best = NULL;
     if (s->affine && s->affine->share == sh && s->affine->state == SL_BE_IDLE)
         best = s->affine;
-    sl_list_for_each_safe(pos, tmp, &sh->idle)
-    {
+    sl_list_for_each_safe (pos, tmp, &sh->idle) {
         if (best)
             break;
         struct sl_backend *b = sl_container_of(pos, struct sl_backend, link);
@@ -100,13 +99,13 @@ static struct sl_backend *take_idle(struct sl_session *s)
     return first;
 }
 
-/* The least recently used idle backend of any share of the target, to make room for another share. */
+/* The least recently used idle backend of any share of the target, to make room for another share.
+ */
 static struct sl_backend *oldest_idle(struct sl_target *t)
 {
     struct sl_backend *oldest = NULL;
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &t->shares)
-    {
+    sl_list_for_each_safe (pos, tmp, &t->shares) {
         struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
         if (sl_list_empty(&sh->idle))
             continue;
@@ -123,13 +122,11 @@ static void on_retry(uv_timer_t *timer);
 static void open_for_waiters(struct sl_target *t)
 {
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &t->shares)
-    {
+    sl_list_for_each_safe (pos, tmp, &t->shares) {
         struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
         sh->promised = sh->connecting;
     }
-    sl_list_for_each_safe(pos, tmp, &t->waiters)
-    {
+    sl_list_for_each_safe (pos, tmp, &t->waiters) {
         struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
         struct sl_share *sh = s->share;
         if (sh->promised > 0) {
@@ -154,8 +151,7 @@ static void open_for_waiters(struct sl_target *t)
 static void dispatch(struct sl_target *t)
 {
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &t->waiters)
-    {
+    sl_list_for_each_safe (pos, tmp, &t->waiters) {
         struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
         struct sl_backend *b = take_idle(s);
         if (!b)
@@ -206,8 +202,7 @@ void sl_pool_release(struct sl_backend *b, bool reset)
     }
     /* A waiter of the same share takes it as it is. */
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &t->waiters)
-    {
+    sl_list_for_each_safe (pos, tmp, &t->waiters) {
         struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
         if (s->share != sh)
             break; /* the first waiter belongs elsewhere: FIFO order wins */
@@ -216,8 +211,8 @@ void sl_pool_release(struct sl_backend *b, bool reset)
         sl_session_got_backend(s, b);
         return;
     }
-    if (!sl_list_empty(&t->waiters) || t->idle >= idle_limit(t) ||
-        t->open > sl_target_limit(t) || t->proxy->worker->draining) {
+    if (!sl_list_empty(&t->waiters) || t->idle >= idle_limit(t) || t->open > sl_target_limit(t) ||
+        t->proxy->worker->draining) {
         /* Someone of another share waits, the idle allowance is used up, the limit shrank, or the
          * node is shutting down. */
         sl_backend_close(b);
@@ -267,8 +262,7 @@ void sl_pool_backend_failed(struct sl_share *share, const char *reason, const ui
         /* The database refused the login (wrong secret, too many connections): waiters of this
          * share get its answer now rather than a timeout later. */
         struct sl_list *pos, *tmp;
-        sl_list_for_each_safe(pos, tmp, &t->waiters)
-        {
+        sl_list_for_each_safe (pos, tmp, &t->waiters) {
             struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
             if (s->share != share)
                 continue;

@@ -157,7 +157,7 @@ static size_t wr_done(const struct wr *w, const uint8_t *start)
 
 static struct wr wr_init(uint8_t *out, size_t cap)
 {
-    return (struct wr){ .p = out, .end = out ? out + cap : NULL, .ok = out != NULL };
+    return (struct wr){.p = out, .end = out ? out + cap : NULL, .ok = out != NULL};
 }
 
 /* Bounded strlen for the fixed-size char arrays of the structs (they should be NUL-terminated). */
@@ -212,17 +212,10 @@ int sl_lenenc_get(const uint8_t **p, const uint8_t *end, uint64_t *v)
         return -1;
     switch (*q) {
     case 0xFB: /* NULL marker in rows, not an integer */
-    case 0xFF: /* ERR header, not an integer */
-        return -1;
-    case 0xFC:
-        n = 2;
-        break;
-    case 0xFD:
-        n = 3;
-        break;
-    case 0xFE:
-        n = 8;
-        break;
+    case 0xFF: /* ERR header, not an integer */ return -1;
+    case 0xFC: n = 2; break;
+    case 0xFD: n = 3; break;
+    case 0xFE: n = 8; break;
     default:
         *v = *q;
         *p = q + 1;
@@ -316,7 +309,7 @@ int sl_greeting_parse(const uint8_t *p, size_t len, struct sl_greeting *out)
 
 /* ---- handshake response ---------------------------------------------------------------------- */
 
-#define SSL_REQUEST_LEN 32
+#define SSL_REQUEST_LEN     32
 #define RESPONSE_FILLER_LEN 23
 
 int sl_handshake_response_parse(const uint8_t *p, size_t len, struct sl_handshake_response *out)

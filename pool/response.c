@@ -6,27 +6,27 @@
 #include "pool/proto.h"
 
 enum {
-    ST_FIRST,          /* first packet of a result: OK | ERR | LOCAL INFILE | column count */
-    ST_INFILE_WAIT,    /* client is sending the file; nothing from the backend is expected */
-    ST_INFILE_ANSWER,  /* OK | ERR answering the file data */
-    ST_COLDEFS,        /* `remaining` column definitions */
-    ST_COLDEFS_EOF,    /* EOF closing the column definitions */
-    ST_ROWS,           /* rows until EOF | ERR */
-    ST_PREP_FIRST,     /* prepare-OK | ERR */
-    ST_PREP_PARAMS,    /* `remaining` parameter definitions */
+    ST_FIRST,         /* first packet of a result: OK | ERR | LOCAL INFILE | column count */
+    ST_INFILE_WAIT,   /* client is sending the file; nothing from the backend is expected */
+    ST_INFILE_ANSWER, /* OK | ERR answering the file data */
+    ST_COLDEFS,       /* `remaining` column definitions */
+    ST_COLDEFS_EOF,   /* EOF closing the column definitions */
+    ST_ROWS,          /* rows until EOF | ERR */
+    ST_PREP_FIRST,    /* prepare-OK | ERR */
+    ST_PREP_PARAMS,   /* `remaining` parameter definitions */
     ST_PREP_PARAMS_EOF,
-    ST_PREP_COLS,      /* `remaining` column definitions */
+    ST_PREP_COLS, /* `remaining` column definitions */
     ST_PREP_COLS_EOF,
-    ST_FIELDS,         /* COM_FIELD_LIST: column definitions until EOF | ERR */
+    ST_FIELDS, /* COM_FIELD_LIST: column definitions until EOF | ERR */
     ST_OK_ERR,
     ST_EOF_ERR,
     ST_ONE,
-    ST_DONE,           /* response complete: any further packet is a violation */
-    ST_BROKEN,         /* the tracker was driven out of order */
+    ST_DONE,   /* response complete: any further packet is a violation */
+    ST_BROKEN, /* the tracker was driven out of order */
 };
 
 #define PREPARE_OK_LEN 12
-#define PROGRESS_CODE 0xFFFF
+#define PROGRESS_CODE  0xFFFF
 
 void sl_resp_begin(struct sl_resp_tracker *t, enum sl_resp_kind kind, uint32_t caps,
                    uint16_t prev_status)
@@ -43,30 +43,14 @@ void sl_resp_begin(struct sl_resp_tracker *t, enum sl_resp_kind kind, uint32_t c
     t->saw_state_change = false;
     t->stmt_id = 0;
     switch (kind) {
-    case SL_RESP_QUERY:
-        t->state = ST_FIRST;
-        break;
-    case SL_RESP_PREPARE:
-        t->state = ST_PREP_FIRST;
-        break;
-    case SL_RESP_FETCH:
-        t->state = ST_ROWS;
-        break;
-    case SL_RESP_FIELD_LIST:
-        t->state = ST_FIELDS;
-        break;
-    case SL_RESP_OK_ERR:
-        t->state = ST_OK_ERR;
-        break;
-    case SL_RESP_EOF_ERR:
-        t->state = ST_EOF_ERR;
-        break;
-    case SL_RESP_ONE_PACKET:
-        t->state = ST_ONE;
-        break;
-    default:
-        t->state = ST_BROKEN;
-        break;
+    case SL_RESP_QUERY: t->state = ST_FIRST; break;
+    case SL_RESP_PREPARE: t->state = ST_PREP_FIRST; break;
+    case SL_RESP_FETCH: t->state = ST_ROWS; break;
+    case SL_RESP_FIELD_LIST: t->state = ST_FIELDS; break;
+    case SL_RESP_OK_ERR: t->state = ST_OK_ERR; break;
+    case SL_RESP_EOF_ERR: t->state = ST_EOF_ERR; break;
+    case SL_RESP_ONE_PACKET: t->state = ST_ONE; break;
+    default: t->state = ST_BROKEN; break;
     }
 }
 
@@ -244,10 +228,8 @@ enum sl_resp_result sl_resp_feed(struct sl_resp_tracker *t, const uint8_t *paylo
             return fail(t);
         return on_column_count(t, payload, avail, len);
     case ST_INFILE_ANSWER:
-    case ST_OK_ERR:
-        return first == 0x00 ? on_ok(t, payload, len) : fail(t);
-    case ST_COLDEFS:
-        return on_definition(t, eof, ST_COLDEFS_EOF);
+    case ST_OK_ERR: return first == 0x00 ? on_ok(t, payload, len) : fail(t);
+    case ST_COLDEFS: return on_definition(t, eof, ST_COLDEFS_EOF);
     case ST_COLDEFS_EOF:
         if (!eof)
             return fail(t);
@@ -271,10 +253,8 @@ enum sl_resp_result sl_resp_feed(struct sl_resp_tracker *t, const uint8_t *paylo
             return SL_RESP_MORE;
         }
         return done(t);
-    case ST_PREP_FIRST:
-        return first == 0x00 ? on_prepare_ok(t, payload, len) : fail(t);
-    case ST_PREP_PARAMS:
-        return on_definition(t, eof, ST_PREP_PARAMS_EOF);
+    case ST_PREP_FIRST: return first == 0x00 ? on_prepare_ok(t, payload, len) : fail(t);
+    case ST_PREP_PARAMS: return on_definition(t, eof, ST_PREP_PARAMS_EOF);
     case ST_PREP_PARAMS_EOF:
         if (!eof)
             return fail(t);
@@ -286,8 +266,7 @@ enum sl_resp_result sl_resp_feed(struct sl_resp_tracker *t, const uint8_t *paylo
         t->remaining = t->columns;
         t->state = ST_PREP_COLS;
         return SL_RESP_MORE;
-    case ST_PREP_COLS:
-        return on_definition(t, eof, ST_PREP_COLS_EOF);
+    case ST_PREP_COLS: return on_definition(t, eof, ST_PREP_COLS_EOF);
     case ST_PREP_COLS_EOF:
     case ST_EOF_ERR:
         if (!eof)
@@ -299,7 +278,6 @@ enum sl_resp_result sl_resp_feed(struct sl_resp_tracker *t, const uint8_t *paylo
             return SL_RESP_MORE;
         r = on_eof(t, payload, len, &status);
         return r == SL_RESP_MORE ? done(t) : r;
-    default:
-        return fail(t);
+    default: return fail(t);
     }
 }

@@ -1,9 +1,10 @@
 /* Client sessions: the server half of the MySQL protocol.
  *
- * A session greets the client, upgrades to TLS, authenticates it against the proxy's users, and then
- * runs one command at a time: commands that need no database are answered here (PING, SET_OPTION,
- * RESET_CONNECTION while no backend is held, QUIT); the others borrow a backend from the pool (or keep
- * the one held while in a transaction or pinned), which relays the response unchanged. */
+ * A session greets the client, upgrades to TLS, authenticates it against the proxy's users, and
+ * then runs one command at a time: commands that need no database are answered here (PING,
+ * SET_OPTION, RESET_CONNECTION while no backend is held, QUIT); the others borrow a backend from
+ * the pool (or keep the one held while in a transaction or pinned), which relays the response
+ * unchanged. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,18 +17,20 @@
 #include "pool/kill.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000
-#define SERVER_VERSION "11.0.0-sluice-MariaDB" /* "MariaDB" lets Connector/C expect MariaDB caps */
+/* "MariaDB" in the version lets Connector/C expect MariaDB capabilities. */
+#define SERVER_VERSION "11.0.0-sluice-MariaDB"
 
 /* What the front end offers. No DEPRECATE_EOF, compression or query attributes: backends never
- * negotiate them, and responses are relayed as they are. No SESSION_TRACK either: backends track for
- * the proxy (every variable, state changes) and the client would see entries it never asked for. */
+ * negotiate them, and responses are relayed as they are. No SESSION_TRACK either: backends track
+ * for the proxy (every variable, state changes) and the client would see entries it never asked
+ * for. */
 #define OFFERED_CAPS                                                                               \
-    (SL_CLIENT_FOUND_ROWS | SL_CLIENT_LONG_FLAG | SL_CLIENT_CONNECT_WITH_DB | SL_CLIENT_NO_SCHEMA |  \
-     SL_CLIENT_ODBC | SL_CLIENT_LOCAL_FILES | SL_CLIENT_IGNORE_SPACE | SL_CLIENT_PROTOCOL_41 |        \
-     SL_CLIENT_INTERACTIVE | SL_CLIENT_SSL | SL_CLIENT_IGNORE_SIGPIPE | SL_CLIENT_TRANSACTIONS |      \
-     SL_CLIENT_RESERVED | SL_CLIENT_SECURE_CONNECTION | SL_CLIENT_MULTI_STATEMENTS |                \
-     SL_CLIENT_MULTI_RESULTS | SL_CLIENT_PS_MULTI_RESULTS | SL_CLIENT_PLUGIN_AUTH |                 \
-     SL_CLIENT_CONNECT_ATTRS | SL_CLIENT_PLUGIN_AUTH_LENENC)
+    (SL_CLIENT_FOUND_ROWS | SL_CLIENT_LONG_FLAG | SL_CLIENT_CONNECT_WITH_DB |                      \
+     SL_CLIENT_NO_SCHEMA | SL_CLIENT_ODBC | SL_CLIENT_LOCAL_FILES | SL_CLIENT_IGNORE_SPACE |       \
+     SL_CLIENT_PROTOCOL_41 | SL_CLIENT_INTERACTIVE | SL_CLIENT_SSL | SL_CLIENT_IGNORE_SIGPIPE |    \
+     SL_CLIENT_TRANSACTIONS | SL_CLIENT_RESERVED | SL_CLIENT_SECURE_CONNECTION |                   \
+     SL_CLIENT_MULTI_STATEMENTS | SL_CLIENT_MULTI_RESULTS | SL_CLIENT_PS_MULTI_RESULTS |           \
+     SL_CLIENT_PLUGIN_AUTH | SL_CLIENT_CONNECT_ATTRS | SL_CLIENT_PLUGIN_AUTH_LENENC)
 
 static void on_client_read(struct sl_stream *st);
 static void on_client_error(struct sl_stream *st, int status);
@@ -48,7 +51,8 @@ static struct sl_session *session_of(struct sl_stream *st)
     return st->owner;
 }
 
-/* ---- sending ------------------------------------------------------------------------------------ */
+/* ---- sending ------------------------------------------------------------------------------------
+ */
 
 static void send_packet(struct sl_session *s, uint8_t seq, const uint8_t *payload, size_t len)
 {
@@ -78,7 +82,8 @@ void sl_session_send_err_packet(struct sl_session *s, const uint8_t *payload, si
     send_packet(s, 1, payload, len);
 }
 
-/* ---- life cycle --------------------------------------------------------------------------------- */
+/* ---- life cycle ---------------------------------------------------------------------------------
+ */
 
 static void on_timer_closed(uv_handle_t *h)
 {
@@ -128,9 +133,9 @@ void sl_session_close(struct sl_session *s)
 
 void sl_session_fail(struct sl_session *s, uint16_t code, const char *sqlstate, const char *msg)
 {
-    send_err(s, s->state == SL_SS_IDLE || s->state == SL_SS_BUSY || s->state == SL_SS_WAITING
-                    ? 1
-                    : s->seq,
+    send_err(s,
+             s->state == SL_SS_IDLE || s->state == SL_SS_BUSY || s->state == SL_SS_WAITING ? 1
+                                                                                           : s->seq,
              code, sqlstate, msg);
     sl_session_close(s);
 }
@@ -159,8 +164,7 @@ static void on_timer(uv_timer_t *t)
         s->cmd_len = 0;
         s->state = SL_SS_IDLE;
         send_err(s, 1, SL_ER_BORROW_TIMEOUT, "HY000", SL_MSG_BORROW_TIMEOUT);
-        uv_timer_start(&s->timer, on_timer, (uint64_t)s->proxy->cfg->idle_client_timeout * 1000,
-                       0);
+        uv_timer_start(&s->timer, on_timer, (uint64_t)s->proxy->cfg->idle_client_timeout * 1000, 0);
         if (sl_buf_avail(&s->cs.in) > 0)
             on_client_read(&s->cs);
         break;
@@ -169,8 +173,7 @@ static void on_timer(uv_timer_t *t)
         sl_session_close(s);
         break;
     case SL_SS_BUSY:
-    case SL_SS_CLOSING:
-        break;
+    case SL_SS_CLOSING: break;
     default:
         sl_info(s->id, "handshake timeout");
         sl_session_close(s);
@@ -233,15 +236,15 @@ void sl_session_accept(struct sl_proxy *p)
     s->seq = 1;
     send_packet(s, 0, buf, n);
     uv_timer_start(&s->timer, on_timer, HANDSHAKE_TIMEOUT_MS, 0);
-    sl_logkv(SL_LOG_INFO, s->id, "", "client connected from %s to proxy %s", s->peer,
-             p->cfg->name);
+    sl_logkv(SL_LOG_INFO, s->id, "", "client connected from %s to proxy %s", s->peer, p->cfg->name);
 }
 
-/* ---- framing ------------------------------------------------------------------------------------ */
+/* ---- framing ------------------------------------------------------------------------------------
+ */
 
-/* Find one complete logical packet at the head of the buffer. Returns 1 with *total (bytes including
- * every chunk header) and the first chunk's payload; 0 when more bytes are needed; -1 when the
- * packet exceeds max. */
+/* Find one complete logical packet at the head of the buffer. Returns 1 with *total (bytes
+ * including every chunk header) and the first chunk's payload; 0 when more bytes are needed; -1
+ * when the packet exceeds max. */
 static int frame(const struct sl_buf *in, size_t max, size_t *total, const uint8_t **payload,
                  size_t *first_len, size_t *logical_len)
 {
@@ -268,7 +271,8 @@ static int frame(const struct sl_buf *in, size_t max, size_t *total, const uint8
     return 1;
 }
 
-/* ---- authentication ----------------------------------------------------------------------------- */
+/* ---- authentication -----------------------------------------------------------------------------
+ */
 
 static void deny(struct sl_session *s, const char *user, size_t user_len, bool with_password)
 {
@@ -468,7 +472,8 @@ static void login_complete(struct sl_session *s)
     arm_idle_timer(s);
 }
 
-/* ---- commands ----------------------------------------------------------------------------------- */
+/* ---- commands -----------------------------------------------------------------------------------
+ */
 
 static const char *command_name(uint8_t cmd)
 {
@@ -511,20 +516,13 @@ static enum sl_resp_kind kind_of(uint8_t cmd)
 {
     switch (cmd) {
     case SL_COM_QUERY:
-    case SL_COM_STMT_EXECUTE:
-        return SL_RESP_QUERY;
-    case SL_COM_STMT_PREPARE:
-        return SL_RESP_PREPARE;
-    case SL_COM_STMT_FETCH:
-        return SL_RESP_FETCH;
-    case SL_COM_FIELD_LIST:
-        return SL_RESP_FIELD_LIST;
-    case SL_COM_STATISTICS:
-        return SL_RESP_ONE_PACKET;
-    case SL_COM_SET_OPTION:
-        return SL_RESP_EOF_ERR;
-    default:
-        return SL_RESP_OK_ERR;
+    case SL_COM_STMT_EXECUTE: return SL_RESP_QUERY;
+    case SL_COM_STMT_PREPARE: return SL_RESP_PREPARE;
+    case SL_COM_STMT_FETCH: return SL_RESP_FETCH;
+    case SL_COM_FIELD_LIST: return SL_RESP_FIELD_LIST;
+    case SL_COM_STATISTICS: return SL_RESP_ONE_PACKET;
+    case SL_COM_SET_OPTION: return SL_RESP_EOF_ERR;
+    default: return SL_RESP_OK_ERR;
     }
 }
 
@@ -535,9 +533,10 @@ static bool no_response(uint8_t cmd)
 }
 
 /* Give the backend back when the client no longer needs it: outside a transaction, not pinned.
- * After a statement that generated an insert id the backend stays affine to the session: it waits in
- * the pool, and the session's next command gets it back unless another session needed it meanwhile,
- * so that a following SELECT LAST_INSERT_ID() usually sees the same connection without pinning. */
+ * After a statement that generated an insert id the backend stays affine to the session: it waits
+ * in the pool, and the session's next command gets it back unless another session needed it
+ * meanwhile, so that a following SELECT LAST_INSERT_ID() usually sees the same connection without
+ * pinning. */
 static void maybe_release(struct sl_session *s, bool insert_id)
 {
     struct sl_backend *b = s->be;
@@ -662,9 +661,7 @@ void sl_session_prepare_failed(struct sl_session *s, const uint8_t *err, size_t 
 static void reply_local(struct sl_session *s, uint8_t cmd, const uint8_t *payload, size_t len)
 {
     switch (cmd) {
-    case SL_COM_PING:
-        send_ok(s, 1);
-        break;
+    case SL_COM_PING: send_ok(s, 1); break;
     case SL_COM_SET_OPTION: {
         if (len < 3) {
             send_err(s, 1, SL_ER_UNKNOWN_COM, "08S01", "Malformed COM_SET_OPTION");
@@ -695,8 +692,7 @@ static void reply_local(struct sl_session *s, uint8_t cmd, const uint8_t *payloa
         send_ok(s, 1);
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -752,15 +748,15 @@ static void handle_change_user(struct sl_session *s, const uint8_t *payload, siz
     for (size_t i = 0; i < sizeof s->nonce; i++)
         s->nonce[i] = (uint8_t)(1 + s->nonce[i] % 127);
     uv_timer_start(&s->timer, on_timer, HANDSHAKE_TIMEOUT_MS, 0);
-    auth_switch(s, s->user->cfg.client_auth == SL_AUTH_MYSQL_CACHING_SHA2 ? "caching_sha2_password"
-                                                                         : "mysql_native_password");
+    auth_switch(s, s->user->cfg.client_auth == SL_AUTH_MYSQL_CACHING_SHA2
+                       ? "caching_sha2_password"
+                       : "mysql_native_password");
 }
 
 static struct sl_session *find_session(struct sl_worker *w, uint64_t id)
 {
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &w->sessions)
-    {
+    sl_list_for_each_safe (pos, tmp, &w->sessions) {
         struct sl_session *t = sl_container_of(pos, struct sl_session, link);
         if (t->id == id)
             return t;
@@ -820,12 +816,8 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
         return;
     }
     switch (cmd) {
-    case SL_COM_QUIT:
-        sl_session_close(s);
-        return;
-    case SL_COM_CHANGE_USER:
-        handle_change_user(s, payload, first_len, total);
-        return;
+    case SL_COM_QUIT: sl_session_close(s); return;
+    case SL_COM_CHANGE_USER: handle_change_user(s, payload, first_len, total); return;
     case SL_COM_PROCESS_KILL:
         if (first_len < 5) {
             sl_buf_consume(&s->cs.in, total);
@@ -846,8 +838,7 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
     case SL_COM_STATISTICS:
     case SL_COM_PING:
     case SL_COM_SET_OPTION:
-    case SL_COM_RESET_CONNECTION:
-        break;
+    case SL_COM_RESET_CONNECTION: break;
     default:
         sl_buf_consume(&s->cs.in, total);
         send_err(s, 1, SL_ER_UNKNOWN_COM, "08S01", "Unknown command");
@@ -962,11 +953,8 @@ static void on_client_read(struct sl_stream *st)
             }
             break;
         }
-        case SL_SS_IDLE:
-            handle_command(s, payload, first_len, logical_len, total);
-            break;
-        default:
-            return;
+        case SL_SS_IDLE: handle_command(s, payload, first_len, logical_len, total); break;
+        default: return;
         }
     }
 }

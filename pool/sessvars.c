@@ -74,7 +74,7 @@ const char *sl_var_name(enum sl_var_id id)
 }
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
+#define FNV_PRIME  0x100000001b3ull
 
 static uint64_t fnv_bytes(uint64_t h, const void *data, size_t len)
 {
@@ -312,10 +312,10 @@ static void put_value(struct sqlbuf *b, enum sl_var_id id, const char *value)
     }
 }
 
-/* character_set_connection and collation_connection each change the other. Tracking reports only the
- * one a statement named, so the session code forgets the other (sets it to "unset"); here an unset
- * member of the pair is not reset to DEFAULT while its partner carries a value, because that DEFAULT
- * would undo the partner. */
+/* character_set_connection and collation_connection each change the other. Tracking reports only
+ * the one a statement named, so the session code forgets the other (sets it to "unset"); here an
+ * unset member of the pair is not reset to DEFAULT while its partner carries a value, because that
+ * DEFAULT would undo the partner. */
 static bool couple_set(const struct sl_vars *want, enum sl_var_id id)
 {
     if (id == SL_VAR_COLLATION_CONNECTION)

@@ -1,6 +1,6 @@
 /* Transferable session state: what a client expects its session to look like (schema, character
- * set, sql_mode, time zone, autocommit, isolation, ...) and what a backend connection currently has.
- * Instead of pinning a client to one backend when it changes these, the pool brings whichever
+ * set, sql_mode, time zone, autocommit, isolation, ...) and what a backend connection currently
+ * has. Instead of pinning a client to one backend when it changes these, the pool brings whichever
  * backend serves its next transaction to the same state with one combined SET (plus COM_INIT_DB for
  * the schema). Pure; values come from the server's own session tracking, so they are canonical.
  *
@@ -29,8 +29,8 @@ enum sl_var_id {
     SL_VAR_QUERY_CACHE_TYPE,
     SL_VAR_SQL_MODE,
     SL_VAR_TIME_ZONE,
-    SL_VAR_TX_ISOLATION,   /* also reported as transaction_isolation */
-    SL_VAR_TX_READ_ONLY,   /* also reported as transaction_read_only */
+    SL_VAR_TX_ISOLATION, /* also reported as transaction_isolation */
+    SL_VAR_TX_READ_ONLY, /* also reported as transaction_read_only */
     SL_VAR_WAIT_TIMEOUT,
     SL_VAR_COUNT
 };
@@ -58,8 +58,8 @@ int sl_vars_copy(struct sl_vars *dst, const struct sl_vars *src);
 bool sl_vars_equal(const struct sl_vars *a, const struct sl_vars *b);
 
 /* Build one "SET SESSION a='v', b=DEFAULT, ..." statement that turns `have` into `want` (schema is
- * not part of it: compare with sl_vars_schema_differs and send COM_INIT_DB). Values are quoted as SQL
- * string literals with every quote and backslash escaped, except for purely numeric values.
+ * not part of it: compare with sl_vars_schema_differs and send COM_INIT_DB). Values are quoted as
+ * SQL string literals with every quote and backslash escaped, except for purely numeric values.
  * Returns the statement length, 0 when nothing differs, or (size_t)-1 when cap is too small. */
 size_t sl_vars_diff_sql(const struct sl_vars *want, const struct sl_vars *have, char *out,
                         size_t cap);

@@ -322,8 +322,7 @@ static void maybe_drained(struct sl_worker *w)
             struct sl_target *t = &p->targets[k];
             uv_timer_stop(&t->retry_timer);
             struct sl_list *pos, *tmp;
-            sl_list_for_each_safe(pos, tmp, &t->shares)
-            {
+            sl_list_for_each_safe (pos, tmp, &t->shares) {
                 struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
                 while (!sl_list_empty(&sh->idle))
                     sl_backend_close(sl_container_of(sh->idle.next, struct sl_backend, link));
@@ -346,8 +345,7 @@ static void on_drain_deadline(uv_timer_t *timer)
     struct sl_worker *w = timer->data;
     sl_info(0, "drain deadline reached; closing the remaining client sessions");
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &w->sessions)
-    {
+    sl_list_for_each_safe (pos, tmp, &w->sessions) {
         struct sl_session *s = sl_container_of(pos, struct sl_session, link);
         sl_session_close(s);
     }
@@ -364,16 +362,15 @@ void sl_worker_drain(struct sl_worker *w, uint64_t timeout_ms, void (*done)(void
     /* Sessions between transactions go now (pinned or not); the others when their transaction
      * ends. */
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &w->sessions)
-    {
+    sl_list_for_each_safe (pos, tmp, &w->sessions) {
         struct sl_session *s = sl_container_of(pos, struct sl_session, link);
         if (s->state == SL_SS_WAITING && s->pending == SL_PENDING_COMMAND)
             sl_session_fail(s, 1053, "08S01", "Server shutdown in progress");
         else if (s->state != SL_SS_BUSY && !(s->status & SL_STATUS_IN_TRANS))
             sl_session_close(s);
     }
-    sl_info(0, "draining: %s", sl_list_empty(&w->sessions) ? "no sessions left"
-                                                           : "waiting for open transactions");
+    sl_info(0, "draining: %s",
+            sl_list_empty(&w->sessions) ? "no sessions left" : "waiting for open transactions");
     uv_timer_start(&w->drain_timer, on_drain_deadline, timeout_ms, 0);
     maybe_drained(w);
 }
@@ -381,8 +378,7 @@ void sl_worker_drain(struct sl_worker *w, uint64_t timeout_ms, void (*done)(void
 static void free_target(struct sl_target *t)
 {
     struct sl_list *pos, *tmp;
-    sl_list_for_each_safe(pos, tmp, &t->shares)
-    {
+    sl_list_for_each_safe (pos, tmp, &t->shares) {
         struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
         sl_list_remove(&sh->link);
         sl_vars_clear(&sh->baseline);

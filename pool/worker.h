@@ -28,8 +28,8 @@ int sl_worker_start(uv_loop_t *loop, struct sl_config *cfg, struct sl_worker **o
                     size_t errlen);
 
 /* Apply a new configuration (ownership moves on success). Proxies are matched by name: new ones
- * start listening, removed ones stop accepting (their sessions finish), changed settings apply to new
- * logins and new backend connections. On failure the old configuration stays in force. */
+ * start listening, removed ones stop accepting (their sessions finish), changed settings apply to
+ * new logins and new backend connections. On failure the old configuration stays in force. */
 int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size_t errlen);
 
 /* Stop accepting; close idle clients now and the others when their transaction ends or after

@@ -40,7 +40,8 @@ static void test_kill_forms(void **state)
     assert_int_equal(k.id, 11);
     assert_int_equal(parse("KILL SOFT 12 -- why\n", &k), SL_KILL_ID);
     assert_int_equal(k.id, 12);
-    assert_int_equal(parse("# lead\nKILL 18446744073709551615", &k), SL_KILL_REFUSED); /* 20 digits */
+    assert_int_equal(parse("# lead\nKILL 18446744073709551615", &k),
+                     SL_KILL_REFUSED); /* 20 digits */
     assert_int_equal(parse("KILL 1844674407370955161", &k), SL_KILL_ID);
 }
 
@@ -66,11 +67,11 @@ static void test_not_kill(void **state)
     assert_int_equal(parse("-- KILL 5", &k), SL_KILL_NONE);
 }
 
-/* A COM_CHANGE_USER as Connector/C 3.3 sends it: user, 1-byte auth length, db, collation, plugin. */
+/* A COM_CHANGE_USER as Connector/C 3.3 sends it: user, 1-byte auth length, db, collation, plugin.
+ */
 static const uint8_t change_user_pkt[] = {
-    0x11, 'b', 'o', 'b', 0, 3, 0xAA, 0xBB, 0xCC, 'd', 'b', 0, 45, 0,
-    'm', 'y', 's', 'q', 'l', '_', 'n', 'a', 't', 'i', 'v', 'e', '_', 'p', 'a', 's', 's', 'w', 'o',
-    'r', 'd', 0,
+    0x11, 'b', 'o', 'b', 0,   3,   0xAA, 0xBB, 0xCC, 'd', 'b', 0,   45,  0,   'm', 'y', 's', 'q',
+    'l',  '_', 'n', 'a', 't', 'i', 'v',  'e',  '_',  'p', 'a', 's', 's', 'w', 'o', 'r', 'd', 0,
 };
 
 static void test_change_user_parse(void **state)
@@ -118,8 +119,10 @@ static void test_change_user_truncated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kill_forms),           cmocka_unit_test(test_kill_refused),
-        cmocka_unit_test(test_not_kill),             cmocka_unit_test(test_change_user_parse),
+        cmocka_unit_test(test_kill_forms),
+        cmocka_unit_test(test_kill_refused),
+        cmocka_unit_test(test_not_kill),
+        cmocka_unit_test(test_change_user_parse),
         cmocka_unit_test(test_change_user_truncated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,9 +49,10 @@ static void expect_all(const char *const *texts, size_t n, uint32_t expect)
 static void test_reason_names(void **state)
 {
     static const char *const names[SL_PIN_REASON_COUNT] = {
-        "user_variable", "set_variable", "temp_table", "table_lock", "get_lock",
-        "prepared", "large_statement", "found_rows", "row_count", "last_insert_id",
-        "handler", "xa", "cursor", "unknown_state", "local_infile",
+        "user_variable", "set_variable",   "temp_table",      "table_lock",
+        "get_lock",      "prepared",       "large_statement", "found_rows",
+        "row_count",     "last_insert_id", "handler",         "xa",
+        "cursor",        "unknown_state",  "local_infile",
     };
     for (unsigned i = 0; i < SL_PIN_REASON_COUNT; i++)
         assert_string_equal(sl_pin_reason_name(1u << i), names[i]);
@@ -65,10 +66,23 @@ static void test_reason_names(void **state)
 static void test_nothing_to_see(void **state)
 {
     static const char *const texts[] = {
-        "", " ", " \t\r\n\f\v ", ";", " ; ;; ", "-- only a comment", "# hash comment",
-        "/* block */", "SELECT 1", "SELECT * FROM t WHERE a = 1 FOR UPDATE",
-        "INSERT INTO t VALUES (1, 'x')", "UPDATE t SET c = 1 WHERE id = 2",
-        "BEGIN", "COMMIT", "USE db", "SET NAMES utf8mb4", "SET SESSION sql_mode = 'ANSI'",
+        "",
+        " ",
+        " \t\r\n\f\v ",
+        ";",
+        " ; ;; ",
+        "-- only a comment",
+        "# hash comment",
+        "/* block */",
+        "SELECT 1",
+        "SELECT * FROM t WHERE a = 1 FOR UPDATE",
+        "INSERT INTO t VALUES (1, 'x')",
+        "UPDATE t SET c = 1 WHERE id = 2",
+        "BEGIN",
+        "COMMIT",
+        "USE db",
+        "SET NAMES utf8mb4",
+        "SET SESSION sql_mode = 'ANSI'",
         "SELECT @@version, @@session.autocommit",
     };
     EXPECT_ALL(texts, 0);
@@ -78,21 +92,32 @@ static void test_nothing_to_see(void **state)
 static void test_user_variable(void **state)
 {
     static const char *const pos[] = {
-        "SET @x = 1", "set @x:=1", "SET@x=1", "SET @x := 1, @y = 2",
-        "SET sql_mode = '', @a = 1", "SET @'quoted name' = 1", "SET @`q` = 1",
-        "SELECT @a := 5", "SELECT a:=1", "UPDATE t SET c = (@n := @n + 1)",
-        "SELECT 1 INTO @v", "select a, b into @a, @b from t",
-        "SELECT 1 INTO /* comment */ @v", "SELECT 1 INTO\n@v",
+        "SET @x = 1",
+        "set @x:=1",
+        "SET@x=1",
+        "SET @x := 1, @y = 2",
+        "SET sql_mode = '', @a = 1",
+        "SET @'quoted name' = 1",
+        "SET @`q` = 1",
+        "SELECT @a := 5",
+        "SELECT a:=1",
+        "UPDATE t SET c = (@n := @n + 1)",
+        "SELECT 1 INTO @v",
+        "select a, b into @a, @b from t",
+        "SELECT 1 INTO /* comment */ @v",
+        "SELECT 1 INTO\n@v",
         "/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE */",
         "SELECT 1; SET @x = 2",
     };
     static const char *const neg[] = {
-        "SET @@session.sql_mode = ''", "SET @@autocommit = 0", "SET SESSION wait_timeout=10",
-        "SELECT @x", "SELECT * FROM t WHERE a = @x", "SELECT @@x", "SELECT 'SET @x := 1'",
-        "SELECT \"a:=b\"", "SELECT `a:=b` FROM t", "SELECT 1 -- SET @x = 1",
-        "# SET @x = 1\nSELECT 1", "/* SET @x := 1 */ SELECT 1",
-        "SELECT 1 INTO OUTFILE '/tmp/x'", "SELECT a : = b", "SET x = 1; SELECT @y",
-        "SELECT 1 INTO, @v",
+        "SET @@session.sql_mode = ''",    "SET @@autocommit = 0",
+        "SET SESSION wait_timeout=10",    "SELECT @x",
+        "SELECT * FROM t WHERE a = @x",   "SELECT @@x",
+        "SELECT 'SET @x := 1'",           "SELECT \"a:=b\"",
+        "SELECT `a:=b` FROM t",           "SELECT 1 -- SET @x = 1",
+        "# SET @x = 1\nSELECT 1",         "/* SET @x := 1 */ SELECT 1",
+        "SELECT 1 INTO OUTFILE '/tmp/x'", "SELECT a : = b",
+        "SET x = 1; SELECT @y",           "SELECT 1 INTO, @v",
     };
     EXPECT_ALL(pos, SL_PIN_USER_VARIABLE);
     EXPECT_ALL(neg, 0);
@@ -101,15 +126,22 @@ static void test_user_variable(void **state)
 static void test_temp_table(void **state)
 {
     static const char *const pos[] = {
-        "CREATE TEMPORARY TABLE t (a int)", "create temporary table t like u",
-        "CREATE OR REPLACE TEMPORARY TABLE t (a int)", "CREATE /* c */ TEMPORARY TABLE t (a int)",
+        "CREATE TEMPORARY TABLE t (a int)",
+        "create temporary table t like u",
+        "CREATE OR REPLACE TEMPORARY TABLE t (a int)",
+        "CREATE /* c */ TEMPORARY TABLE t (a int)",
         "CREATE TEMPORARY TABLE IF NOT EXISTS t (a int)",
-        "CREATE TEMPORARY SEQUENCE s", "/*!CREATE TEMPORARY TABLE t (a int)*/",
+        "CREATE TEMPORARY SEQUENCE s",
+        "/*!CREATE TEMPORARY TABLE t (a int)*/",
     };
     static const char *const neg[] = {
-        "DROP TEMPORARY TABLE t", "CREATE TABLE temporary (a int)",
-        "SELECT 'CREATE TEMPORARY TABLE t'", "CREATE `TEMPORARY` TABLE t (a int)",
-        "CREATE, TEMPORARY TABLE", "REPLACE TEMPORARY TABLE", "CREATE TABLE t (a int)",
+        "DROP TEMPORARY TABLE t",
+        "CREATE TABLE temporary (a int)",
+        "SELECT 'CREATE TEMPORARY TABLE t'",
+        "CREATE `TEMPORARY` TABLE t (a int)",
+        "CREATE, TEMPORARY TABLE",
+        "REPLACE TEMPORARY TABLE",
+        "CREATE TABLE t (a int)",
         "-- CREATE TEMPORARY TABLE t\nSELECT 1",
     };
     EXPECT_ALL(pos, SL_PIN_TEMP_TABLE);
@@ -119,16 +151,29 @@ static void test_temp_table(void **state)
 static void test_table_lock(void **state)
 {
     static const char *const pos[] = {
-        "LOCK TABLES t WRITE", "lock table t read", "LOCK TABLE t1 READ, t2 WRITE",
-        "FLUSH TABLES WITH READ LOCK", "flush table t1, t2 with read lock",
-        "FLUSH NO_WRITE_TO_BINLOG TABLES t WITH READ LOCK", "FLUSH TABLES t FOR EXPORT",
-        "BACKUP STAGE START", "BACKUP LOCK t", "/*!40000 LOCK TABLES t WRITE */",
+        "LOCK TABLES t WRITE",
+        "lock table t read",
+        "LOCK TABLE t1 READ, t2 WRITE",
+        "FLUSH TABLES WITH READ LOCK",
+        "flush table t1, t2 with read lock",
+        "FLUSH NO_WRITE_TO_BINLOG TABLES t WITH READ LOCK",
+        "FLUSH TABLES t FOR EXPORT",
+        "BACKUP STAGE START",
+        "BACKUP LOCK t",
+        "/*!40000 LOCK TABLES t WRITE */",
     };
     static const char *const neg[] = {
-        "UNLOCK TABLES", "SELECT * FROM t LOCK IN SHARE MODE", "SELECT 'LOCK TABLES t'",
-        "FLUSH TABLES", "FLUSH PRIVILEGES", "SELECT * FROM t WITH READ LOCK",
-        "FLUSH LOGS; SELECT 1 WITH READ LOCK", "SELECT lock, tables FROM t",
-        "SELECT c FOR EXPORT", "ALTER TABLE t ADD c int, LOCK=NONE", "BACKUP UNLOCK",
+        "UNLOCK TABLES",
+        "SELECT * FROM t LOCK IN SHARE MODE",
+        "SELECT 'LOCK TABLES t'",
+        "FLUSH TABLES",
+        "FLUSH PRIVILEGES",
+        "SELECT * FROM t WITH READ LOCK",
+        "FLUSH LOGS; SELECT 1 WITH READ LOCK",
+        "SELECT lock, tables FROM t",
+        "SELECT c FOR EXPORT",
+        "ALTER TABLE t ADD c int, LOCK=NONE",
+        "BACKUP UNLOCK",
     };
     EXPECT_ALL(pos, SL_PIN_TABLE_LOCK);
     EXPECT_ALL(neg, 0);
@@ -137,14 +182,17 @@ static void test_table_lock(void **state)
 static void test_get_lock(void **state)
 {
     static const char *const pos[] = {
-        "SELECT GET_LOCK('a', 10)", "select get_lock ('a', 1)", "DO GET_LOCK/**/('a', 1)",
-        "SELECT GET_LOCK\n\t('a', 1)", "SELECT 1 WHERE GET_LOCK('a',0) = 1",
+        "SELECT GET_LOCK('a', 10)",
+        "select get_lock ('a', 1)",
+        "DO GET_LOCK/**/('a', 1)",
+        "SELECT GET_LOCK\n\t('a', 1)",
+        "SELECT 1 WHERE GET_LOCK('a',0) = 1",
         "SELECT GET_LOCK -- c\n('a', 1)",
     };
     static const char *const neg[] = {
         "SELECT MY_GET_LOCK('a')", "SELECT GET_LOCKS('a')", "SELECT get_lock FROM t",
-        "SELECT `GET_LOCK`('a')", "SELECT 'GET_LOCK('", "SELECT RELEASE_LOCK('a')",
-        "SELECT GET_LOCK, ('a')", "SELECT $GET_LOCK('a')", "SELECT \xc3\xa9GET_LOCK('a')",
+        "SELECT `GET_LOCK`('a')",  "SELECT 'GET_LOCK('",    "SELECT RELEASE_LOCK('a')",
+        "SELECT GET_LOCK, ('a')",  "SELECT $GET_LOCK('a')", "SELECT \xc3\xa9GET_LOCK('a')",
         "SELECT @get_lock ('a')",
     };
     EXPECT_ALL(pos, SL_PIN_GET_LOCK);
@@ -154,11 +202,14 @@ static void test_get_lock(void **state)
 static void test_prepared(void **state)
 {
     static const char *const pos[] = {
-        "PREPARE s FROM 'SELECT 1'", "  prepare s from 'x'", "SELECT 1; PREPARE s FROM 'x'",
+        "PREPARE s FROM 'SELECT 1'",  "  prepare s from 'x'", "SELECT 1; PREPARE s FROM 'x'",
         "/* c */ PREPARE s FROM 'x'", ";;PREPARE s FROM 'x'",
     };
     static const char *const neg[] = {
-        "EXECUTE s", "DEALLOCATE PREPARE s", "SELECT prepare FROM t", "SELECT 1 ; SELECT 'PREPARE'",
+        "EXECUTE s",
+        "DEALLOCATE PREPARE s",
+        "SELECT prepare FROM t",
+        "SELECT 1 ; SELECT 'PREPARE'",
         "(PREPARE s FROM 'x')",
     };
     EXPECT_ALL(pos, SL_PIN_PREPARED);
@@ -170,12 +221,15 @@ static void test_prepared(void **state)
 static void test_found_rows(void **state)
 {
     static const char *const pos[] = {
-        "SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1", "select sql_calc_found_rows a from t",
-        "SELECT FOUND_ROWS()", "SELECT found_rows ( )",
+        "SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1",
+        "select sql_calc_found_rows a from t",
+        "SELECT FOUND_ROWS()",
+        "SELECT found_rows ( )",
     };
     static const char *const neg[] = {
-        "SELECT found_rows FROM t", "SELECT 'SQL_CALC_FOUND_ROWS'", "SELECT SQL_CALC_FOUND_ROWS_X",
-        "SELECT XSQL_CALC_FOUND_ROWS", "SELECT NOT_FOUND_ROWS()",
+        "SELECT found_rows FROM t",     "SELECT 'SQL_CALC_FOUND_ROWS'",
+        "SELECT SQL_CALC_FOUND_ROWS_X", "SELECT XSQL_CALC_FOUND_ROWS",
+        "SELECT NOT_FOUND_ROWS()",
     };
     EXPECT_ALL(pos, SL_PIN_FOUND_ROWS);
     EXPECT_ALL(neg, 0);
@@ -185,12 +239,13 @@ static void test_row_count_and_last_insert_id(void **state)
 {
     static const char *const rc_pos[] = {"SELECT ROW_COUNT()", "select row_count ()"};
     static const char *const lii_pos[] = {
-        "SELECT LAST_INSERT_ID()", "INSERT INTO t VALUES (LAST_INSERT_ID(5))",
+        "SELECT LAST_INSERT_ID()",
+        "INSERT INTO t VALUES (LAST_INSERT_ID(5))",
         "select last_insert_id\n()",
     };
     static const char *const neg[] = {
         "SELECT row_count FROM t", "SELECT t.last_insert_id FROM t", "SELECT last_insert_idx()",
-        "SELECT 'ROW_COUNT()'", "SELECT \"LAST_INSERT_ID()\"", "SELECT x_row_count()",
+        "SELECT 'ROW_COUNT()'",    "SELECT \"LAST_INSERT_ID()\"",    "SELECT x_row_count()",
     };
     EXPECT_ALL(rc_pos, SL_PIN_ROW_COUNT);
     EXPECT_ALL(lii_pos, SL_PIN_LAST_INSERT_ID);
@@ -200,13 +255,19 @@ static void test_row_count_and_last_insert_id(void **state)
 static void test_handler_and_xa(void **state)
 {
     static const char *const handler_pos[] = {
-        "HANDLER t OPEN", "handler t read first", "SELECT 1;HANDLER t CLOSE",
+        "HANDLER t OPEN",
+        "handler t read first",
+        "SELECT 1;HANDLER t CLOSE",
     };
-    static const char *const xa_pos[] = {"XA START 'x'", "xa end 'x'", "SELECT 1 ;\n XA COMMIT 'x'"};
+    static const char *const xa_pos[] = {"XA START 'x'", "xa end 'x'",
+                                         "SELECT 1 ;\n XA COMMIT 'x'"};
     static const char *const neg[] = {
-        "SELECT handler FROM t", "SELECT xa FROM t", "SELECT 1; SELECT 'XA START'",
+        "SELECT handler FROM t",
+        "SELECT xa FROM t",
+        "SELECT 1; SELECT 'XA START'",
         "CREATE PROCEDURE p() BEGIN DECLARE EXIT HANDLER FOR SQLEXCEPTION BEGIN END; END",
-        "SELECT `HANDLER`", "XAX START 'x'",
+        "SELECT `HANDLER`",
+        "XAX START 'x'",
     };
     EXPECT_ALL(handler_pos, SL_PIN_HANDLER);
     EXPECT_ALL(xa_pos, SL_PIN_XA);
@@ -217,19 +278,19 @@ static void test_handler_and_xa(void **state)
 static void test_comments(void **state)
 {
     static const char *const pos[] = {
-        "/*! SELECT GET_LOCK('a', 1) */", "/*!50000GET_LOCK('a', 1)*/",
-        "/*M!100100 SELECT GET_LOCK('a', 1) */", "/*M! SELECT GET_LOCK('a', 1) */",
-        "SELECT 1 /*!50000 , GET_LOCK('a', 1) */",
-        "/*! SELECT 1 /* c */ , GET_LOCK('a', 1) */",
-        "SELECT 5--1, GET_LOCK('a', 1)", "SELECT 1 -- c\nSELECT GET_LOCK('a', 1)",
-        "SELECT 1 # c\n, GET_LOCK('a', 1)", "SELECT '*/', GET_LOCK('a', 1)",
+        "/*! SELECT GET_LOCK('a', 1) */",          "/*!50000GET_LOCK('a', 1)*/",
+        "/*M!100100 SELECT GET_LOCK('a', 1) */",   "/*M! SELECT GET_LOCK('a', 1) */",
+        "SELECT 1 /*!50000 , GET_LOCK('a', 1) */", "/*! SELECT 1 /* c */ , GET_LOCK('a', 1) */",
+        "SELECT 5--1, GET_LOCK('a', 1)",           "SELECT 1 -- c\nSELECT GET_LOCK('a', 1)",
+        "SELECT 1 # c\n, GET_LOCK('a', 1)",        "SELECT '*/', GET_LOCK('a', 1)",
         "/*!SELECT 1*/ , GET_LOCK('a', 1)",
     };
     static const char *const neg[] = {
-        "/* GET_LOCK('a', 1) */", "/**/ /* GET_LOCK( */ SELECT 1", "SELECT 1 --\tGET_LOCK('a', 1)",
-        "SELECT 1 --\nSELECT 1", "SELECT 1 -- GET_LOCK('a', 1)", "SELECT 1 #GET_LOCK('a', 1)",
+        "/* GET_LOCK('a', 1) */",          "/**/ /* GET_LOCK( */ SELECT 1",
+        "SELECT 1 --\tGET_LOCK('a', 1)",   "SELECT 1 --\nSELECT 1",
+        "SELECT 1 -- GET_LOCK('a', 1)",    "SELECT 1 #GET_LOCK('a', 1)",
         "/*! SELECT /* GET_LOCK( */ 1 */", "/*!SELECT 1*/ /* GET_LOCK('a', 1) */",
-        "/* /*! GET_LOCK('a', 1) */", "/* '*/ SELECT 1",
+        "/* /*! GET_LOCK('a', 1) */",      "/* '*/ SELECT 1",
     };
     EXPECT_ALL(pos, SL_PIN_GET_LOCK);
     EXPECT_ALL(neg, 0);
@@ -238,8 +299,10 @@ static void test_comments(void **state)
 static void test_quoting(void **state)
 {
     static const char *const pos[] = {
-        "SELECT 'a''b', GET_LOCK('x', 1)", "SELECT 'a\\\\', GET_LOCK('x', 1)",
-        "SELECT \"a\"\"b\", GET_LOCK('x', 1)", "SELECT `x`, GET_LOCK('a', 1)",
+        "SELECT 'a''b', GET_LOCK('x', 1)",
+        "SELECT 'a\\\\', GET_LOCK('x', 1)",
+        "SELECT \"a\"\"b\", GET_LOCK('x', 1)",
+        "SELECT `x`, GET_LOCK('a', 1)",
         "SELECT `a``b`, GET_LOCK('a', 1)",
         /* Only under NO_BACKSLASH_ESCAPES does the first literal end at the second quote; the
          * scanner cannot know the sql_mode, so it pins. */
@@ -251,7 +314,8 @@ static void test_quoting(void **state)
     };
     static const char *const neg[] = {
         "SELECT 'a'' GET_LOCK(''x'')'",
-        "SELECT \"it's GET_LOCK(\"", "SELECT `a``GET_LOCK(` FROM t",
+        "SELECT \"it's GET_LOCK(\"",
+        "SELECT `a``GET_LOCK(` FROM t",
         /* The usual escaped text does not pin under any reading. */
         "INSERT INTO t VALUES ('it\\'s', 'O\\'Brien')",
     };
@@ -293,11 +357,26 @@ static void test_large_statement_not_reported(void **state)
 static void test_truncated(void **state)
 {
     static const char *const neg[] = {
-        "SELECT 'unterminated GET_LOCK(", "SELECT \"unterminated GET_LOCK(",
-        "SELECT `unterminated GET_LOCK(", "/* unterminated GET_LOCK(", "SELECT 'abc\\",
-        "SELECT 1 -", "SELECT 1 --", "SELECT @", "SELECT @@", "SELECT a :", "SELECT /",
-        "SELECT /*", "SELECT /*!", "SELECT /*M", "SELECT /*M!", "SELECT 'a''", "GET_LOCK",
-        "SELECT GET_LOCK /* (", "SET", "INTO",
+        "SELECT 'unterminated GET_LOCK(",
+        "SELECT \"unterminated GET_LOCK(",
+        "SELECT `unterminated GET_LOCK(",
+        "/* unterminated GET_LOCK(",
+        "SELECT 'abc\\",
+        "SELECT 1 -",
+        "SELECT 1 --",
+        "SELECT @",
+        "SELECT @@",
+        "SELECT a :",
+        "SELECT /",
+        "SELECT /*",
+        "SELECT /*!",
+        "SELECT /*M",
+        "SELECT /*M!",
+        "SELECT 'a''",
+        "GET_LOCK",
+        "SELECT GET_LOCK /* (",
+        "SET",
+        "INTO",
     };
     EXPECT_ALL(neg, 0);
     assert_int_equal(scan("/*! SELECT GET_LOCK('a', 1)"), SL_PIN_GET_LOCK);

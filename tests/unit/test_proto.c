@@ -25,7 +25,7 @@ static uint8_t *unhex(const char *h, size_t *len)
     uint8_t *p = malloc(n ? n : 1);
     assert_non_null(p);
     for (size_t i = 0; i < n; i++) {
-        char b[3] = { h[2 * i], h[2 * i + 1], 0 };
+        char b[3] = {h[2 * i], h[2 * i + 1], 0};
         p[i] = (uint8_t)strtoul(b, NULL, 16);
     }
     *len = n;
@@ -54,10 +54,19 @@ static const char greeting_maria_hex[] =
     "6900fef7080240ff81150000000000001d0000007d5928565c4a403f5a27534d006d7973716c5f6e617469766"
     "55f70617373776f726400";
 /* MySQL 8.0 layout (bit 0 set, the 4 extended bytes reserved), caching_sha2_password default */
-static const char greeting_mysql8_hex[] =
-    "0a382e302e333600" "0b000000" "0102030405060708" "00" "ffff" "ff" "0200" "ffdf" "15"
-    "00000000000000000000" "090a0b0c0d0e0f101112131400" "63616368696e675f736861325f7061737377"
-    "6f726400";
+static const char greeting_mysql8_hex[] = "0a382e302e333600"
+                                          "0b000000"
+                                          "0102030405060708"
+                                          "00"
+                                          "ffff"
+                                          "ff"
+                                          "0200"
+                                          "ffdf"
+                                          "15"
+                                          "00000000000000000000"
+                                          "090a0b0c0d0e0f101112131400"
+                                          "63616368696e675f736861325f7061737377"
+                                          "6f726400";
 /* captured: the `mariadb` CLI's HandshakeResponse41 to greeting_maria_hex (user u, password pw,
  * database t, connect attributes) */
 static const char response_cli_hex[] =
@@ -68,8 +77,7 @@ static const char response_cli_hex[] =
     "0c5f7365727665725f686f7374093132372e302e302e31";
 /* captured OKs (client had SESSION_TRACK) */
 /* after login with db t: schema, state change, trx state and characteristics */
-static const char ok_login_hex[] =
-    "000000024000000015010201740201310509085f5f5f5f5f5f5f5f040100";
+static const char ok_login_hex[] = "000000024000000015010201740201310509085f5f5f5f5f5f5f5f040100";
 static const char ok_autocommit0_hex[] = /* SET autocommit=0 */
     "000000004000000014000f0a6175746f636f6d6d6974034f4646020131";
 static const char ok_begin_hex[] = /* BEGIN */
@@ -97,14 +105,14 @@ static void test_lenenc_edges(void **state)
         uint64_t v;
         const char *hex;
     } cases[] = {
-        { 0, "00" },
-        { 250, "fa" },
-        { 251, "fcfb00" },
-        { 0xFFFF, "fcffff" },
-        { 0x10000, "fd000001" },
-        { 0xFFFFFF, "fdffffff" },
-        { 0x1000000, "fe0000000100000000" },
-        { UINT64_MAX, "feffffffffffffffff" },
+        {0, "00"},
+        {250, "fa"},
+        {251, "fcfb00"},
+        {0xFFFF, "fcffff"},
+        {0x10000, "fd000001"},
+        {0xFFFFFF, "fdffffff"},
+        {0x1000000, "fe0000000100000000"},
+        {UINT64_MAX, "feffffffffffffffff"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -136,7 +144,7 @@ static void test_lenenc_edges(void **state)
 
 static void test_lenenc_rejects_null_and_err(void **state)
 {
-    static const uint8_t fb[] = { 0xFB, 0x00 }, ff[] = { 0xFF, 0x00, 0x00 };
+    static const uint8_t fb[] = {0xFB, 0x00}, ff[] = {0xFF, 0x00, 0x00};
     const uint8_t *p;
     uint64_t v;
     (void)state;
@@ -154,8 +162,8 @@ static void test_greeting_parse_mariadb(void **state)
     size_t len;
     uint8_t *p = unhex(greeting_maria_hex, &len);
     struct sl_greeting g;
-    static const uint8_t nonce[] = { 0x3d, 0x60, 0x4a, 0x31, 0x56, 0x40, 0x7a, 0x69, 0x7d, 0x59,
-                                     0x28, 0x56, 0x5c, 0x4a, 0x40, 0x3f, 0x5a, 0x27, 0x53, 0x4d };
+    static const uint8_t nonce[] = {0x3d, 0x60, 0x4a, 0x31, 0x56, 0x40, 0x7a, 0x69, 0x7d, 0x59,
+                                    0x28, 0x56, 0x5c, 0x4a, 0x40, 0x3f, 0x5a, 0x27, 0x53, 0x4d};
     (void)state;
 
     assert_int_equal(sl_greeting_parse(p, len, &g), 0);
@@ -236,7 +244,7 @@ static void test_greeting_build_fields(void **state)
     n = sl_greeting_build(out, sizeof(out), &g);
     assert_int_equal(n, 1 + 16 + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 6 + 4 + 13 + 22);
     assert_int_equal(out[0], 10);
-    assert_int_equal(out[17 + 4 + 8], 0);                     /* filler */
+    assert_int_equal(out[17 + 4 + 8], 0);                      /* filler */
     assert_int_equal(out[17 + 4 + 8 + 1 + 2 + 1 + 2 + 2], 21); /* auth data length */
     assert_int_equal(sl_get_u32(out + 17 + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 6), 0x1D);
     assert_int_equal(sl_greeting_parse(out, n, &back), 0);
@@ -259,7 +267,7 @@ static void test_greeting_build_fields(void **state)
 
 static void test_greeting_truncated(void **state)
 {
-    const char *vectors[] = { greeting_maria_hex, greeting_mysql8_hex };
+    const char *vectors[] = {greeting_maria_hex, greeting_mysql8_hex};
     (void)state;
 
     for (size_t v = 0; v < 2; v++) {
@@ -423,8 +431,8 @@ static void test_response_truncated(void **state)
 /* Build with each auth-length encoding and each optional part, parse back, compare. */
 static void test_response_variants(void **state)
 {
-    static const uint8_t auth[] = { 1, 2, 3, 0, 5 }; /* contains a NUL: fine for counted forms */
-    static const uint8_t attrs[] = { 3, 'k', 'e', 'y', 1, 'v' };
+    static const uint8_t auth[] = {1, 2, 3, 0, 5}; /* contains a NUL: fine for counted forms */
+    static const uint8_t attrs[] = {3, 'k', 'e', 'y', 1, 'v'};
     const uint32_t base = SL_CLIENT_PROTOCOL_41;
     const uint32_t variants[] = {
         base | SL_CLIENT_SECURE_CONNECTION,
@@ -437,7 +445,7 @@ static void test_response_variants(void **state)
     (void)state;
 
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
-        struct sl_handshake_response r = { 0 }, back;
+        struct sl_handshake_response r = {0}, back;
         uint8_t out[200];
         size_t n;
 
@@ -491,7 +499,7 @@ static void test_response_variants(void **state)
 
 static void test_response_auth_encodings(void **state)
 {
-    struct sl_handshake_response r = { 0 }, back;
+    struct sl_handshake_response r = {0}, back;
     uint8_t big[300], out[400];
     size_t n;
     (void)state;
@@ -514,9 +522,9 @@ static void test_response_auth_encodings(void **state)
 
     /* Neither SECURE_CONNECTION nor LENENC: a NUL-terminated auth response (parse only). */
     {
-        static const uint8_t old[] = { 0x00, 0x02, 0x00, 0x00, 0, 0, 0, 1, 8, 0, 0, 0, 0, 0, 0, 0,
-                                       0,    0,    0,    0,    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                       'u',  0,    'x',  'y',  0 };
+        static const uint8_t old[] = {0x00, 0x02, 0x00, 0x00, 0, 0, 0,   1, 8,   0,   0, 0, 0,
+                                      0,    0,    0,    0,    0, 0, 0,   0, 0,   0,   0, 0, 0,
+                                      0,    0,    0,    0,    0, 0, 'u', 0, 'x', 'y', 0};
         assert_int_equal(sl_handshake_response_parse(old, sizeof(old), &back), 0);
         assert_str_n(back.user, back.user_len, "u");
         assert_str_n(back.auth, back.auth_len, "xy");
@@ -540,7 +548,7 @@ static void test_response_rejects_pre41(void **state)
     struct sl_handshake_response r;
     (void)state;
 
-    p[1] &= (uint8_t)~(SL_CLIENT_PROTOCOL_41 >> 8);
+    p[1] &= (uint8_t) ~(SL_CLIENT_PROTOCOL_41 >> 8);
     assert_int_equal(sl_handshake_response_parse(p, len, &r), -1);
     assert_int_equal(sl_handshake_response_parse(p, 32, &r), -1);
     free(p);
@@ -549,7 +557,7 @@ static void test_response_rejects_pre41(void **state)
 static void test_ssl_request(void **state)
 {
     const uint32_t caps = SL_CLIENT_PROTOCOL_41 | SL_CLIENT_SSL | SL_CLIENT_SECURE_CONNECTION;
-    uint8_t out[32], zero[23] = { 0 };
+    uint8_t out[32], zero[23] = {0};
     struct sl_handshake_response r;
     (void)state;
 
@@ -591,15 +599,13 @@ static void test_auth_switch(void **state)
     /* Rebuild from the nonce plus its NUL: identical bytes. */
     memcpy(nonce, a.data, SL_NONCE_LEN);
     nonce[SL_NONCE_LEN] = 0;
-    assert_int_equal(sl_auth_switch_build(out, sizeof(out), "mysql_native_password", nonce,
-                                          sizeof(nonce)),
-                     len);
+    assert_int_equal(
+        sl_auth_switch_build(out, sizeof(out), "mysql_native_password", nonce, sizeof(nonce)), len);
     assert_memory_equal(out, p, len);
     for (size_t cap = 0; cap < len; cap++) {
         uint8_t *small = malloc(cap ? cap : 1);
-        assert_int_equal(sl_auth_switch_build(small, cap, "mysql_native_password", nonce,
-                                              sizeof(nonce)),
-                         0);
+        assert_int_equal(
+            sl_auth_switch_build(small, cap, "mysql_native_password", nonce, sizeof(nonce)), 0);
         free(small);
     }
 
@@ -648,8 +654,8 @@ static void test_ok_parse_captured(void **state)
 
     p = unhex(ok_begin_hex, &len);
     assert_int_equal(sl_ok_parse(p, len, SL_CLIENT_SESSION_TRACK, &ok), 0);
-    assert_int_equal(ok.status, SL_STATUS_SESSION_STATE_CHANGED | SL_STATUS_IN_TRANS |
-                                    SL_STATUS_AUTOCOMMIT);
+    assert_int_equal(ok.status,
+                     SL_STATUS_SESSION_STATE_CHANGED | SL_STATUS_IN_TRANS | SL_STATUS_AUTOCOMMIT);
     assert_int_equal(ok.state_len, 0x20);
     free(p);
 
@@ -672,8 +678,8 @@ static void test_ok_parse_captured(void **state)
 static void test_ok_without_session_track(void **state)
 {
     /* Without SESSION_TRACK the info is the rest of the packet, not a lenenc string. */
-    static const uint8_t pkt[] = { 0x00, 0x03, 0xFC, 0x10, 0x27, 0x22, 0x00, 0x01, 0x00,
-                                   'R',  'o',  'w',  's' };
+    static const uint8_t pkt[] = {0x00, 0x03, 0xFC, 0x10, 0x27, 0x22, 0x00,
+                                  0x01, 0x00, 'R',  'o',  'w',  's'};
     struct sl_ok ok;
     (void)state;
 
@@ -690,8 +696,8 @@ static void test_ok_without_session_track(void **state)
 
 static void test_ok_build_roundtrip(void **state)
 {
-    static const uint64_t values[] = { 0, 250, 251, 0xFFFF, 0x10000, 0xFFFFFF, 0x1000000,
-                                       UINT64_MAX };
+    static const uint64_t values[] = {0,       250,      251,       0xFFFF,
+                                      0x10000, 0xFFFFFF, 0x1000000, UINT64_MAX};
     uint8_t out[32];
     struct sl_ok ok;
     (void)state;
@@ -720,7 +726,7 @@ static void test_ok_build_roundtrip(void **state)
 
 static void test_ok_truncated(void **state)
 {
-    const char *vectors[] = { ok_login_hex, ok_autocommit0_hex, ok_begin_hex, ok_infile_hex };
+    const char *vectors[] = {ok_login_hex, ok_autocommit0_hex, ok_begin_hex, ok_infile_hex};
     (void)state;
 
     for (size_t v = 0; v < sizeof(vectors) / sizeof(vectors[0]); v++) {
@@ -739,11 +745,11 @@ static void test_ok_truncated(void **state)
 
 static void test_ok_malformed(void **state)
 {
-    static const uint8_t not_ok[] = { 0x01, 0, 0, 2, 0, 0, 0 };
-    static const uint8_t null_rows[] = { 0x00, 0xFB, 0, 2, 0, 0, 0 };
-    static const uint8_t eof_hdr[] = { 0xFE, 0, 0, 2, 0, 0, 0 };
+    static const uint8_t not_ok[] = {0x01, 0, 0, 2, 0, 0, 0};
+    static const uint8_t null_rows[] = {0x00, 0xFB, 0, 2, 0, 0, 0};
+    static const uint8_t eof_hdr[] = {0xFE, 0, 0, 2, 0, 0, 0};
     /* SESSION_STATE_CHANGED with info but no block */
-    static const uint8_t no_block[] = { 0x00, 0, 0, 0x00, 0x40, 0, 0, 0x00 };
+    static const uint8_t no_block[] = {0x00, 0, 0, 0x00, 0x40, 0, 0, 0x00};
     struct sl_ok ok;
     (void)state;
 
@@ -761,7 +767,7 @@ static void test_err_parse(void **state)
     uint8_t *p = unhex(err_syntax_hex, &len);
     struct sl_err e;
     /* before PROTOCOL_41 is agreed there is no '#' + state */
-    static const uint8_t bare[] = { 0xFF, 0x10, 0x04, 'T', 'o', 'o', ' ', 'm', 'a', 'n', 'y' };
+    static const uint8_t bare[] = {0xFF, 0x10, 0x04, 'T', 'o', 'o', ' ', 'm', 'a', 'n', 'y'};
     (void)state;
 
     assert_int_equal(sl_err_parse(p, len, &e), 0);
@@ -818,7 +824,7 @@ static void test_eof(void **state)
 {
     uint8_t out[5];
     uint16_t w = 0, s = 0;
-    static const uint8_t captured[] = { 0xFE, 0x00, 0x00, 0x22, 0x00 };
+    static const uint8_t captured[] = {0xFE, 0x00, 0x00, 0x22, 0x00};
     (void)state;
 
     assert_int_equal(sl_eof_build(out, sizeof(out), 3, 0x000A), 5);
@@ -838,7 +844,7 @@ static void test_eof(void **state)
     }
     /* 9 bytes starting with 0xFE is a row, not an EOF */
     {
-        static const uint8_t row[9] = { 0xFE, 0, 0, 0, 1, 0, 0, 0, 0 };
+        static const uint8_t row[9] = {0xFE, 0, 0, 0, 1, 0, 0, 0, 0};
         assert_false(sl_is_eof(row, sizeof(row)));
         assert_int_equal(sl_eof_parse(row, sizeof(row), &w, &s), -1);
         assert_true(sl_is_eof(row, 8));
@@ -917,12 +923,12 @@ static void test_track_sysvar_and_trx(void **state)
 static void test_track_unknown_and_malformed(void **state)
 {
     /* GTIDS and an unknown type 0x09 come back raw; parsing continues after them. */
-    static const uint8_t blk[] = { 0x03, 0x03, 0x00, 0x01, 'g', 0x09, 0x02, 'x', 'y', 0x01,
-                                   0x02, 0x01, 'd' };
+    static const uint8_t blk[] = {0x03, 0x03, 0x00, 0x01, 'g',  0x09, 0x02,
+                                  'x',  'y',  0x01, 0x02, 0x01, 'd'};
     /* sysvar whose value runs past the entry; sysvar with a stray byte; schema cut short */
-    static const uint8_t over[] = { 0x00, 0x04, 0x01, 'a', 0x05, 'b' };
-    static const uint8_t stray[] = { 0x00, 0x05, 0x01, 'a', 0x01, 'b', 'c' };
-    static const uint8_t bad_len[] = { 0x01, 0xFB };
+    static const uint8_t over[] = {0x00, 0x04, 0x01, 'a', 0x05, 'b'};
+    static const uint8_t stray[] = {0x00, 0x05, 0x01, 'a', 0x01, 'b', 'c'};
+    static const uint8_t bad_len[] = {0x01, 0xFB};
     struct sl_track_entry e;
     const uint8_t *q = blk, *end = blk + sizeof(blk);
     (void)state;
@@ -989,14 +995,14 @@ static void test_sha2_token(void **state)
 
 static void test_native_token_empty(void **state)
 {
-    uint8_t nonce[SL_NONCE_LEN] = { 0 }, out[20];
+    uint8_t nonce[SL_NONCE_LEN] = {0}, out[20];
     (void)state;
     assert_int_equal(sl_native_token(nonce, "", 0, out), 0);
 }
 
 static void test_token_equal(void **state)
 {
-    static const uint8_t a[4] = { 1, 2, 3, 4 }, b[4] = { 1, 2, 3, 5 };
+    static const uint8_t a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 5};
     (void)state;
 
     assert_true(sl_token_equal(a, 4, a, 4));

@@ -17,8 +17,9 @@
 #include "pool/proto.h"
 #include "pool/response.h"
 
-#define CAPS (SL_CLIENT_PROTOCOL_41 | SL_CLIENT_SECURE_CONNECTION | SL_CLIENT_SESSION_TRACK | \
-              SL_CLIENT_MULTI_RESULTS | SL_CLIENT_MULTI_STATEMENTS | SL_CLIENT_LOCAL_FILES)
+#define CAPS                                                                                       \
+    (SL_CLIENT_PROTOCOL_41 | SL_CLIENT_SECURE_CONNECTION | SL_CLIENT_SESSION_TRACK |               \
+     SL_CLIENT_MULTI_RESULTS | SL_CLIENT_MULTI_STATEMENTS | SL_CLIENT_LOCAL_FILES)
 
 #define M SL_RESP_MORE
 #define D SL_RESP_DONE
@@ -36,7 +37,7 @@ static uint8_t *unhex(const char *h, size_t *len)
     uint8_t *p = malloc(n ? n : 1);
     assert_non_null(p);
     for (size_t i = 0; i < n; i++) {
-        char b[3] = { h[2 * i], h[2 * i + 1], 0 };
+        char b[3] = {h[2 * i], h[2 * i + 1], 0};
         p[i] = (uint8_t)strtoul(b, NULL, 16);
     }
     *len = n;
@@ -89,7 +90,7 @@ static void run_split(struct sl_resp_tracker *t, const struct step *s, size_t n)
 static void run_both(struct sl_resp_tracker *t, enum sl_resp_kind kind, uint16_t prev,
                      const struct step *s, size_t n)
 {
-    struct sl_resp_tracker split = { 0 };
+    struct sl_resp_tracker split = {0};
 
     sl_resp_begin(&split, kind, CAPS, prev);
     run_split(&split, s, n);
@@ -124,21 +125,17 @@ static void on_ok(void *arg, const uint8_t *payload, size_t len)
 
 /* "SELECT 1; SELECT 2" */
 static const struct step multi_result[] = {
-    { "01", M },
-    { "036465660000000131000c3f0001000000038100000000", M },
-    { "fe00000a00", M },
-    { "0131", M },
-    { "fe00000a00", M }, /* MORE_RESULTS: a second result follows */
-    { "01", M },
-    { "036465660000000132000c3f0001000000038100000000", M },
-    { "fe00000200", M },
-    { "0132", M },
-    { "fe00000200", D },
+    {"01", M},         {"036465660000000131000c3f0001000000038100000000", M},
+    {"fe00000a00", M}, {"0131", M},
+    {"fe00000a00", M}, /* MORE_RESULTS: a second result follows */
+    {"01", M},         {"036465660000000132000c3f0001000000038100000000", M},
+    {"fe00000200", M}, {"0132", M},
+    {"fe00000200", D},
 };
 
 static void test_multi_result(void **state)
 {
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
 
     run_both(&t, SL_RESP_QUERY, SL_STATUS_AUTOCOMMIT, multi_result, N(multi_result));
@@ -157,13 +154,11 @@ static void test_multi_result(void **state)
 static void test_result_with_mariadb_metadata(void **state)
 {
     static const struct step s[] = {
-        { "0101", M },
-        { "03646566000000013100000c3f0001000000038100000000", M },
-        { "fe00000200", M },
-        { "0131", M },
-        { "fe00000200", D },
+        {"0101", M},       {"03646566000000013100000c3f0001000000038100000000", M},
+        {"fe00000200", M}, {"0131", M},
+        {"fe00000200", D},
     };
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
     run_both(&t, SL_RESP_QUERY, 0, s, N(s));
 }
@@ -172,19 +167,19 @@ static void test_ok_with_session_state(void **state)
 {
     /* "SET autocommit=0": sysvar autocommit=OFF + state change; status loses AUTOCOMMIT */
     static const struct step set[] = {
-        { "000000004000000014000f0a6175746f636f6d6d6974034f4646020131", D },
+        {"000000004000000014000f0a6175746f636f6d6d6974034f4646020131", D},
     };
     /* "SET autocommit=0; SELECT 1" */
     static const struct step set_select[] = {
-        { "000000084000000014000f0a6175746f636f6d6d6974034f4646020131", M },
-        { "01", M },
-        { "036465660000000131000c3f0001000000038100000000", M },
-        { "fe00000000", M },
-        { "0131", M },
-        { "fe00000000", D },
+        {"000000084000000014000f0a6175746f636f6d6d6974034f4646020131", M},
+        {"01", M},
+        {"036465660000000131000c3f0001000000038100000000", M},
+        {"fe00000000", M},
+        {"0131", M},
+        {"fe00000000", D},
     };
-    struct sl_resp_tracker t = { 0 };
-    struct ok_log log = { 0 };
+    struct sl_resp_tracker t = {0};
+    struct ok_log log = {0};
     (void)state;
 
     t.on_ok = on_ok;
@@ -223,9 +218,9 @@ static void test_ok_with_session_state(void **state)
 static void test_begin_transaction(void **state)
 {
     static const struct step s[] = {
-        { "000000034000000020050908545f5f5f5f5f5f5f0413125354415254205452414e53414354494f4e3b", D },
+        {"000000034000000020050908545f5f5f5f5f5f5f0413125354415254205452414e53414354494f4e3b", D},
     };
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
     run_both(&t, SL_RESP_QUERY, SL_STATUS_AUTOCOMMIT, s, N(s));
     assert_true(t.status & SL_STATUS_IN_TRANS);
@@ -236,15 +231,13 @@ static void test_err_mid_result(void **state)
 {
     /* "SELECT a, (SELECT b FROM t.x) FROM t.x": metadata, then 1242 instead of rows */
     static const struct step s[] = {
-        { "02", M },
-        { "03646566017401780178016101610c3f000b000000030000000000", M },
-        { "03646566000000132853454c45435420622046524f4d20742e7829000c2d0050000000fd0000270000",
-          M },
-        { "fe00002200", M },
-        { "ffda0423323130303053756271756572792072657475726e73206d6f7265207468616e203120726f77",
-          D },
+        {"02", M},
+        {"03646566017401780178016101610c3f000b000000030000000000", M},
+        {"03646566000000132853454c45435420622046524f4d20742e7829000c2d0050000000fd0000270000", M},
+        {"fe00002200", M},
+        {"ffda0423323130303053756271756572792072657475726e73206d6f7265207468616e203120726f77", D},
     };
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
     run_both(&t, SL_RESP_QUERY, SL_STATUS_AUTOCOMMIT, s, N(s));
     assert_true(t.error);
@@ -256,14 +249,14 @@ static void test_err_in_second_result(void **state)
 {
     /* "SELECT 1; SELECT * FROM nosuch" */
     static const struct step s[] = {
-        { "01", M },
-        { "036465660000000131000c3f0001000000038100000000", M },
-        { "fe00000a00", M },
-        { "0131", M },
-        { "fe00000a00", M },
-        { "ff7a042334325330325461626c652027742e6e6f737563682720646f65736e2774206578697374", D },
+        {"01", M},
+        {"036465660000000131000c3f0001000000038100000000", M},
+        {"fe00000a00", M},
+        {"0131", M},
+        {"fe00000a00", M},
+        {"ff7a042334325330325461626c652027742e6e6f737563682720646f65736e2774206578697374", D},
     };
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
     run_both(&t, SL_RESP_QUERY, 0, s, N(s));
     assert_true(t.error);
@@ -274,7 +267,7 @@ static void test_err_in_second_result(void **state)
 
 static void test_err_first(void **state)
 {
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
 
     /* "SELEC 1" (1064) inside a transaction: the status is kept from before */
@@ -290,16 +283,16 @@ static void test_rows(void **state)
 {
     /* "SELECT a, b FROM t.x WHERE a < 3" */
     static const struct step s[] = {
-        { "02", M },
-        { "03646566017401780178016101610c3f000b000000030000000000", M },
-        { "03646566017401780178016201620c2d0050000000fd0000000000", M },
-        { "fe00002200", M },
-        { "0131036f6e65", M },
-        { "01320374776f", M },
-        { "fb00", M }, /* a row starting with a NULL column */
-        { "fe00002200", D },
+        {"02", M},
+        {"03646566017401780178016101610c3f000b000000030000000000", M},
+        {"03646566017401780178016201620c2d0050000000fd0000000000", M},
+        {"fe00002200", M},
+        {"0131036f6e65", M},
+        {"01320374776f", M},
+        {"fb00", M}, /* a row starting with a NULL column */
+        {"fe00002200", D},
     };
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
     run_both(&t, SL_RESP_QUERY, 0, s, N(s));
     assert_int_equal(t.status, 0x22);
@@ -307,37 +300,37 @@ static void test_rows(void **state)
 
 static const struct step prepare_full[] = {
     /* "SELECT a, b FROM t.x WHERE a > ? AND b <> ?": id 1, 2 columns, 2 params */
-    { "000100000002000200000000", M },
-    { "03646566000000013f000c3f0000000000068000000000", M },
-    { "03646566000000013f000c3f0000000000068000000000", M },
-    { "fe00000200", M },
-    { "03646566017401780178016101610c3f000b000000030000000000", M },
-    { "03646566017401780178016201620c2d0050000000fd0000000000", M },
-    { "fe00000200", D },
+    {"000100000002000200000000", M},
+    {"03646566000000013f000c3f0000000000068000000000", M},
+    {"03646566000000013f000c3f0000000000068000000000", M},
+    {"fe00000200", M},
+    {"03646566017401780178016101610c3f000b000000030000000000", M},
+    {"03646566017401780178016201620c2d0050000000fd0000000000", M},
+    {"fe00000200", D},
 };
 
 static void test_prepare(void **state)
 {
     static const struct step params_only[] = {
         /* "INSERT INTO t.x VALUES (?, ?)" */
-        { "000400000000000200000000", M },
-        { "03646566000000013f000c3f0000000000068000000000", M },
-        { "03646566000000013f000c3f0000000000068000000000", M },
-        { "fe00000200", D },
+        {"000400000000000200000000", M},
+        {"03646566000000013f000c3f0000000000068000000000", M},
+        {"03646566000000013f000c3f0000000000068000000000", M},
+        {"fe00000200", D},
     };
     static const struct step columns_only[] = {
         /* "SELECT a FROM t.x": synthetic, same layout with 1 column and no params */
-        { "000500000001000000000000", M },
-        { "03646566017401780178016101610c3f000b000000030000000000", M },
-        { "fe00000200", D },
+        {"000500000001000000000000", M},
+        {"03646566017401780178016101610c3f000b000000030000000000", M},
+        {"fe00000200", D},
     };
-    static const struct step none[] = { { "000300000000000000000000", D } }; /* "DO 1" */
+    static const struct step none[] = {{"000300000000000000000000", D}}; /* "DO 1" */
     static const struct step err[] = {
-        { "ff1e04233432533232556e6b6e6f776e20636f6c756d6e20276e6f737563682720696e202753454c4543"
-          "5427",
-          D },
+        {"ff1e04233432533232556e6b6e6f776e20636f6c756d6e20276e6f737563682720696e202753454c4543"
+         "5427",
+         D},
     };
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
 
     run_both(&t, SL_RESP_PREPARE, 0, prepare_full, N(prepare_full));
@@ -359,34 +352,34 @@ static void test_execute_cursor_and_fetch(void **state)
 {
     /* COM_STMT_EXECUTE with CURSOR_TYPE_READ_ONLY: metadata only, EOF with CURSOR_EXISTS */
     static const struct step exec[] = {
-        { "02", M },
-        { "03646566017401780178016101610c3f000b000000030000000000", M },
-        { "03646566017401780178016201620c2d0050000000fd0000000000", M },
-        { "fe00006200", D },
+        {"02", M},
+        {"03646566017401780178016101610c3f000b000000030000000000", M},
+        {"03646566017401780178016201620c2d0050000000fd0000000000", M},
+        {"fe00006200", D},
     };
     /* COM_STMT_FETCH of 2 rows, then of 10 (binary rows start with 0x00) */
     static const struct step fetch2[] = {
-        { "000001000000036f6e65", M },
-        { "0000020000000374776f", M },
-        { "fe00004200", D },
+        {"000001000000036f6e65", M},
+        {"0000020000000374776f", M},
+        {"fe00004200", D},
     };
     static const struct step fetch10[] = {
-        { "000003000000057468726565", M },
-        { "00000400000004666f7572", M },
-        { "fe00008200", D },
+        {"000003000000057468726565", M},
+        {"00000400000004666f7572", M},
+        {"fe00008200", D},
     };
     /* the same statement without a cursor: binary rows inline */
     static const struct step exec_rows[] = {
-        { "02", M },
-        { "03646566017401780178016101610c3f000b000000030000000000", M },
-        { "03646566017401780178016201620c2d0050000000fd0000000000", M },
-        { "fe00002200", M },
-        { "0000020000000374776f", M },
-        { "000003000000057468726565", M },
-        { "00000400000004666f7572", M },
-        { "fe00002200", D },
+        {"02", M},
+        {"03646566017401780178016101610c3f000b000000030000000000", M},
+        {"03646566017401780178016201620c2d0050000000fd0000000000", M},
+        {"fe00002200", M},
+        {"0000020000000374776f", M},
+        {"000003000000057468726565", M},
+        {"00000400000004666f7572", M},
+        {"fe00002200", D},
     };
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
 
     run_both(&t, SL_RESP_QUERY, SL_STATUS_AUTOCOMMIT, exec, N(exec));
@@ -404,7 +397,7 @@ static void test_execute_cursor_and_fetch(void **state)
     /* a binary row only partly buffered needs no full payload */
     sl_resp_begin(&t, SL_RESP_FETCH, CAPS, 0);
     {
-        static const uint8_t row[] = { 0x00, 0x00, 0x01 };
+        static const uint8_t row[] = {0x00, 0x00, 0x01};
         assert_int_equal(sl_resp_feed(&t, row, sizeof(row), 10), M);
     }
     /* FETCH ending in ERR (e.g. statement closed) */
@@ -415,22 +408,22 @@ static void test_execute_cursor_and_fetch(void **state)
 static void test_simple_commands(void **state)
 {
     static const struct step field_list[] = {
-        { "03646566017401780178016101610c3f000b000000030000000000fb", M },
-        { "03646566017401780178016201620c2d0050000000fd0000000000fb", M },
-        { "fe00000200", D },
+        {"03646566017401780178016101610c3f000b000000030000000000fb", M},
+        {"03646566017401780178016201620c2d0050000000fd0000000000fb", M},
+        {"fe00000200", D},
     };
-    static const struct step ping[] = { { "00000002000000", D } };
+    static const struct step ping[] = {{"00000002000000", D}};
     static const struct step reset[] = {
-        { "00000002400000000e0509085f5f5f5f5f5f5f5f040100", D },
+        {"00000002400000000e0509085f5f5f5f5f5f5f5f040100", D},
     };
     static const struct step init_db_err[] = {
-        { "ff1904233432303030556e6b6e6f776e20646174616261736520276e6f73756368646227", D },
+        {"ff1904233432303030556e6b6e6f776e20646174616261736520276e6f73756368646227", D},
     };
-    static const struct step set_option[] = { { "fe00000200", D } };
+    static const struct step set_option[] = {{"fe00000200", D}};
     static const struct step statistics[] = {
-        { "557074696d653a2033382020546872656164733a203120205175657374696f6e733a2032332020", D },
+        {"557074696d653a2033382020546872656164733a203120205175657374696f6e733a2032332020", D},
     };
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
 
     run_both(&t, SL_RESP_FIELD_LIST, 0, field_list, N(field_list));
@@ -466,7 +459,7 @@ static void test_local_infile(void **state)
     static const char request[] = "fb2f6e6f6e6578697374656e742f662e747874";
     static const char answer[] = "000200020000002f5265636f7264733a2032202044656c657465643a2030"
                                  "2020536b69707065643a203020205761726e696e67733a2030";
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     (void)state;
 
     sl_resp_begin(&t, SL_RESP_QUERY, CAPS, SL_STATUS_AUTOCOMMIT);
@@ -503,10 +496,10 @@ static void test_local_infile(void **state)
 
 static void test_eof_vs_row(void **state)
 {
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     /* first chunk of a 16 MiB text row: lenenc 0xFE + 8-byte length 0x1000000 */
-    static const uint8_t big_row[16] = { 0xFE, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
-                                         'x',  'x',  'x',  'x',  'x',  'x',  'x' };
+    static const uint8_t big_row[16] = {0xFE, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                        0x00, 'x',  'x',  'x',  'x',  'x',  'x',  'x'};
     (void)state;
 
     sl_resp_begin(&t, SL_RESP_QUERY, CAPS, 0);
@@ -524,7 +517,7 @@ static void test_progress_ignored(void **state)
 {
     /* MariaDB progress report: 0xFF, code 0xFFFF, stage 1/2, 10.000 %, "stage" */
     static const char progress[] = "ffffff010210270000057374616765";
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     size_t len;
     uint8_t *p = unhex(progress, &len);
     (void)state;
@@ -548,7 +541,7 @@ static void test_progress_ignored(void **state)
 static void test_need_full_keeps_state(void **state)
 {
     static const char ok[] = "000000004000000014000f0a6175746f636f6d6d6974034f4646020131";
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
     size_t len;
     uint8_t *p = unhex(ok, &len);
     (void)state;
@@ -563,7 +556,11 @@ static void test_need_full_keeps_state(void **state)
     /* a column definition or a text row partly buffered is not asked for in full */
     sl_resp_begin(&t, SL_RESP_QUERY, CAPS, 0);
     assert_int_equal(feed_hex(&t, "01"), M);
-    assert_int_equal(sl_resp_feed(&t, (const uint8_t *)"\x03" "def", 4, 23), M);
+    assert_int_equal(sl_resp_feed(&t,
+                                  (const uint8_t *)"\x03"
+                                                   "def",
+                                  4, 23),
+                     M);
     assert_int_equal(feed_hex(&t, "fe00000200"), M);
     assert_int_equal(sl_resp_feed(&t, (const uint8_t *)"\x05", 1, 6), M);
     free(p);
@@ -573,7 +570,7 @@ static void test_need_full_keeps_state(void **state)
 
 static void expect_bad(enum sl_resp_kind kind, const char *const *pkts, size_t n)
 {
-    struct sl_resp_tracker t = { 0 };
+    struct sl_resp_tracker t = {0};
 
     sl_resp_begin(&t, kind, CAPS, 0);
     for (size_t i = 0; i + 1 < n; i++)
@@ -585,22 +582,22 @@ static void expect_bad(enum sl_resp_kind kind, const char *const *pkts, size_t n
 
 static void test_violations(void **state)
 {
-    static const char *const eof_first[] = { "fe00000200" };
-    static const char *const short_ok[] = { "0000" };
-    static const char *const zero_columns[] = { "fc0000" };
-    static const char *const cut_count[] = { "fc01" };
-    static const char *const short_err[] = { "ff01" };
-    static const char *const early_eof[] = { "02", "0364656600", "fe00000200" };
-    static const char *const no_eof[] = { "01", "0364656600", "0131" };
-    static const char *const cut_eof[] = { "01", "0364656600", "fe00000200", "0131", "fe0000" };
-    static const char *const ok_err_eof[] = { "fe00000200" };
-    static const char *const ok_err_row[] = { "0131" };
-    static const char *const eof_err_ok[] = { "00000002000000" };
-    static const char *const short_prepare[] = { "0001000000020002000000" };
-    static const char *const prepare_eof[] = { "fe00000200" };
-    static const char *const prepare_early[] = { "000100000002000200000000", "0364656600",
-                                                 "fe00000200" };
-    struct sl_resp_tracker t = { 0 };
+    static const char *const eof_first[] = {"fe00000200"};
+    static const char *const short_ok[] = {"0000"};
+    static const char *const zero_columns[] = {"fc0000"};
+    static const char *const cut_count[] = {"fc01"};
+    static const char *const short_err[] = {"ff01"};
+    static const char *const early_eof[] = {"02", "0364656600", "fe00000200"};
+    static const char *const no_eof[] = {"01", "0364656600", "0131"};
+    static const char *const cut_eof[] = {"01", "0364656600", "fe00000200", "0131", "fe0000"};
+    static const char *const ok_err_eof[] = {"fe00000200"};
+    static const char *const ok_err_row[] = {"0131"};
+    static const char *const eof_err_ok[] = {"00000002000000"};
+    static const char *const short_prepare[] = {"0001000000020002000000"};
+    static const char *const prepare_eof[] = {"fe00000200"};
+    static const char *const prepare_early[] = {"000100000002000200000000", "0364656600",
+                                                "fe00000200"};
+    struct sl_resp_tracker t = {0};
     (void)state;
 
     expect_bad(SL_RESP_QUERY, eof_first, N(eof_first));
@@ -640,7 +637,7 @@ static void test_truncated_ok(void **state)
     (void)state;
 
     for (size_t k = 0; k < len; k++) {
-        struct sl_resp_tracker t = { 0 };
+        struct sl_resp_tracker t = {0};
         uint8_t *c = malloc(k ? k : 1);
         assert_non_null(c);
         memcpy(c, p, k);
@@ -660,7 +657,7 @@ static void test_truncated_prepare(void **state)
         uint8_t *p = unhex(prepare_full[i].hex, &len);
         if (p[0] == 0x00 || p[0] == 0xFE) {
             for (size_t k = 1; k < len; k++) {
-                struct sl_resp_tracker t = { 0 };
+                struct sl_resp_tracker t = {0};
                 uint8_t *c = malloc(k);
                 assert_non_null(c);
                 memcpy(c, p, k);

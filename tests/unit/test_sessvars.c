@@ -39,7 +39,7 @@ static void test_lookup_every_name(void **state)
     assert_string_equal(sl_var_name(SL_VAR_TX_READ_ONLY), "tx_read_only");
     assert_string_equal(sl_var_name(SL_VAR_COLLATION_CONNECTION), "collation_connection");
     assert_null(sl_var_name(SL_VAR_COUNT));
-    assert_null(sl_var_name((enum sl_var_id)-1));
+    assert_null(sl_var_name((enum sl_var_id) - 1));
 }
 
 static void test_lookup_case_aliases_and_length(void **state)
@@ -270,8 +270,7 @@ static void test_diff_values_and_defaults(void **state)
     set(&have, SL_VAR_WAIT_TIMEOUT, "600");
     set(&have, SL_VAR_AUTOCOMMIT, "OFF");
     set(&have, SL_VAR_TX_ISOLATION, "READ-COMMITTED");
-    assert_string_equal(diff(&want, &have),
-                        "SET SESSION autocommit=DEFAULT, tx_isolation=DEFAULT");
+    assert_string_equal(diff(&want, &have), "SET SESSION autocommit=DEFAULT, tx_isolation=DEFAULT");
 
     set(&want, SL_VAR_AUTOCOMMIT, "OFF");
     set(&want, SL_VAR_TX_ISOLATION, "SERIALIZABLE");
@@ -343,8 +342,7 @@ static void test_diff_literal_forms(void **state)
      * NULL, which is the only spelling MariaDB accepts for it. */
     set(&want, SL_VAR_SQL_MODE, "");
     set(&want, SL_VAR_CHARACTER_SET_RESULTS, "");
-    assert_string_equal(diff(&want, &have),
-                        "SET SESSION character_set_results=NULL, sql_mode=''");
+    assert_string_equal(diff(&want, &have), "SET SESSION character_set_results=NULL, sql_mode=''");
     sl_vars_clear(&want);
 }
 

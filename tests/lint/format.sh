@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Fails when a C source of ours is not formatted as .clang-format says (clang-format 14).
+# Run from the repository root: tests/lint/format.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mapfile -t files < <(git ls-files 'base/*.[ch]' 'pool/*.[ch]' 'node/*.[ch]' 'tests/unit/*.c' 'tests/fuzz/*.c' 2>/dev/null \
+                     || find base pool node tests/unit tests/fuzz -name '*.[ch]')
+clang-format --dry-run --Werror "${files[@]}"
+echo "format: ${#files[@]} files clean"
