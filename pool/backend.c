@@ -228,14 +228,16 @@ static void run_setup(struct sl_backend *b)
 
 /* A statement run by setup failed: a broken init_query must not give clients half-set-up sessions.
  */
-static void setup_failed(struct sl_backend *b)
+static void setup_failed(struct sl_backend *b, const uint8_t *err, size_t err_len)
 {
     struct sl_target *t = b->share->target;
     sl_warn(0, "backend %llu: setup statement %d failed with error %u; closing it",
             (unsigned long long)b->id, b->setup_step, b->rt.error_code);
     if (b->state == SL_BE_SETUP) {
+        /* Waiting clients get the database's own error (e.g. a syntax error in init_query)
+         * rather than a borrow timeout that hides the cause. */
         snprintf(t->health_reason, sizeof t->health_reason, "INIT_QUERY_FAILED");
-        fail_login(b, "INIT_QUERY_FAILED", NULL, 0);
+        fail_login(b, "INIT_QUERY_FAILED", err_len ? err : NULL, err_len);
     } else {
         sl_backend_close(b);
     }
@@ -643,7 +645,7 @@ static void response_done(struct sl_backend *b, const uint8_t *last, size_t last
     case SL_BE_SETUP:
     case SL_BE_RESETTING:
         if (b->rt.error) {
-            setup_failed(b);
+            setup_failed(b, last, last_len);
             return;
         }
         b->setup_step++;

@@ -160,6 +160,12 @@ static void on_timer(uv_timer_t *t)
         sl_pool_cancel_wait(s);
         s->proxy->worker->stats.borrow_timeouts++;
         sl_info(s->id, "borrow timeout after %u s", s->proxy->cfg->pool.connection_borrow_timeout);
+        if (s->pending == SL_PENDING_LOGIN_DB) {
+            /* The database named at login could not be checked: the login fails. */
+            send_err(s, s->seq, SL_ER_BORROW_TIMEOUT, "HY000", SL_MSG_BORROW_TIMEOUT);
+            sl_session_close(s);
+            break;
+        }
         sl_buf_consume(&s->cs.in, s->cmd_len);
         s->cmd_len = 0;
         s->state = SL_SS_IDLE;

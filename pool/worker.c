@@ -159,6 +159,20 @@ static struct sl_proxy *proxy_new(struct sl_worker *w, struct sl_proxy_config *p
     return p;
 }
 
+/* A new init_query sets other defaults: the next backend to finish setup records them. */
+static void forget_baselines(struct sl_proxy *p)
+{
+    for (size_t k = 0; k < p->n_targets; k++) {
+        struct sl_list *pos, *tmp;
+        sl_list_for_each_safe(pos, tmp, &p->targets[k].shares)
+        {
+            struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
+            sl_vars_clear(&sh->baseline);
+            sh->baseline_known = false;
+        }
+    }
+}
+
 static bool same_targets(const struct sl_proxy_config *a, const struct sl_proxy_config *b)
 {
     if (a->n_targets != b->n_targets)
@@ -258,6 +272,9 @@ int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size
         if (p) {
             bool moved = strcmp(p->cfg->listen_host, pc->listen_host) != 0 ||
                          p->cfg->listen_port != pc->listen_port;
+            const char *oldq = p->cfg->pool.init_query, *newq = pc->pool.init_query;
+            if ((oldq == NULL) != (newq == NULL) || (oldq && strcmp(oldq, newq) != 0))
+                forget_baselines(p);
             p->cfg = pc;
             if (moved) {
                 stop_listening(p);

@@ -154,3 +154,126 @@ def cclient():
         if d and (Path(d) / "tests" / "sluice_cclient").exists():
             return Path(d) / "tests" / "sluice_cclient"
     pytest.skip("sluice_cclient is not built (cmake --build BUILD --target sluice_cclient, or set SLUICE_CCLIENT)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The interactive Connector/C client (tests/integ/cmdclient.c): one JSON answer per command.
+
+
+class CmdClient:
+    """A running sluice_cmdclient connected to host:port. Every method sends one command and returns
+    its decoded JSON answer (a dict with "ok"; byte strings come back as latin-1 str: use b() to get
+    the bytes). connect_info is the first line: {"ok", "thread_id", "server", "tls"} or the error."""
+
+    def __init__(self, binary, host, port, user, password, *, ca_file=None, database="app",
+                 charset=None, local_infile=True, multi=True, timeout=60.0):
+        import subprocess
+        cmd = [str(binary), "--host", host, "--port", str(port), "--user", user, "--password", password]
+        if ca_file:
+            cmd += ["--ca", str(ca_file)]
+        if database:
+            cmd += ["--database", database]
+        if charset:
+            cmd += ["--charset", charset]
+        if not local_infile:
+            cmd.append("--no-local-infile")
+        if not multi:
+            cmd.append("--no-multi")
+        self.timeout = timeout
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.connect_info = self._answer()
+        self.ok = bool(self.connect_info.get("ok"))
+        self.thread_id = self.connect_info.get("thread_id")
+
+    @staticmethod
+    def _escape(field) -> str:
+        s = field.decode("latin-1") if isinstance(field, bytes) else str(field)
+        return (s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                .replace("\r", "\\r").replace("\0", "\\0"))
+
+    def _answer(self) -> dict:
+        import json
+        import select
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        if not ready:
+            raise TimeoutError(f"sluice_cmdclient gave no answer within {self.timeout} s")
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
+            raise EOFError(f"sluice_cmdclient ended (status {self.proc.poll()}): {err}")
+        return json.loads(line)
+
+    def send(self, *fields) -> dict:
+        line = "\t".join(self._escape(f) for f in fields) + "\n"
+        self.proc.stdin.write(line.encode("latin-1"))
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def query(self, sql) -> dict:
+        return self.send("query", sql)
+
+    def rows(self, sql) -> list:
+        """Rows of the first result of a query that must succeed."""
+        r = self.query(sql)
+        assert r["ok"], f"{sql!r} failed: {r}"
+        return r["results"][0]["rows"]
+
+    def close(self, abrupt=False) -> None:
+        """quit (COM_QUIT) or exit (the socket just closes); waits for the process."""
+        if self.proc.poll() is None:
+            try:
+                self.send("exit" if abrupt else "quit")
+            except (OSError, EOFError, TimeoutError):
+                pass
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    @staticmethod
+    def b(value):
+        return None if value is None else value.encode("latin-1")
+
+
+@pytest.fixture(scope="session")
+def cmdclient_bin():
+    """The interactive Connector/C client (tests/integ/cmdclient.c), as built by CMake."""
+    env = os.environ.get("SLUICE_CMDCLIENT")
+    if env:
+        if not Path(env).exists():
+            pytest.fail(f"SLUICE_CMDCLIENT={env} does not exist", pytrace=False)
+        return Path(env)
+    dirs = [os.environ.get("SLUICE_BUILD_DIR"), REPO_ROOT / "build-test", REPO_ROOT / "build"]
+    cc = os.environ.get("SLUICE_CCLIENT")
+    if cc:
+        dirs.insert(0, Path(cc).parent.parent)
+    for d in dirs:
+        if d and (Path(d) / "tests" / "sluice_cmdclient").exists():
+            return Path(d) / "tests" / "sluice_cmdclient"
+    pytest.skip("sluice_cmdclient is not built (cmake --build BUILD --target sluice_cmdclient, "
+                "or set SLUICE_CMDCLIENT)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Markers
+
+
+def pytest_configure(config):
+    # slow: long acceptance runs (e.g. sysbench for 30 s). They still run by default; deselect
+    # them with -m "not slow".
+    config.addinivalue_line("markers", "slow: long-running acceptance test (runs by default)")
