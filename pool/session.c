@@ -131,12 +131,21 @@ void sl_session_close(struct sl_session *s)
     sl_stream_close(&s->cs);
 }
 
+/* The sequence id an error sent now must carry: 1 in the command phase; during the handshake the
+ * one after the client packet we expect (s->seq); while a login waits for its database check, the
+ * next id of the login exchange (s->seq). */
+static uint8_t answer_seq(const struct sl_session *s)
+{
+    if (s->state == SL_SS_WAITING && s->pending == SL_PENDING_LOGIN_DB)
+        return s->seq;
+    if (s->state >= SL_SS_IDLE)
+        return 1;
+    return (uint8_t)(s->seq + 1);
+}
+
 void sl_session_fail(struct sl_session *s, uint16_t code, const char *sqlstate, const char *msg)
 {
-    send_err(s,
-             s->state == SL_SS_IDLE || s->state == SL_SS_BUSY || s->state == SL_SS_WAITING ? 1
-                                                                                           : s->seq,
-             code, sqlstate, msg);
+    send_err(s, answer_seq(s), code, sqlstate, msg);
     sl_session_close(s);
 }
 
@@ -146,7 +155,7 @@ static void on_client_error(struct sl_stream *st, int status)
     if (status != UV_EOF && status != UV_ECONNRESET)
         sl_info(s->id, "client connection error: %s", uv_strerror(status));
     if (status == UV_ENOBUFS) {
-        send_err(s, s->state >= SL_SS_IDLE ? 1 : s->seq, SL_ER_NET_PACKET_TOO_LARGE, "08S01",
+        send_err(s, answer_seq(s), SL_ER_NET_PACKET_TOO_LARGE, "08S01",
                  "Got a packet bigger than 'max_allowed_packet' bytes");
     }
     sl_session_close(s);
@@ -409,6 +418,9 @@ static void handle_handshake_response(struct sl_session *s, const uint8_t *p, si
 {
     struct sl_handshake_response r;
     struct sl_worker *w = s->proxy->worker;
+    /* From here s->seq is the id of our answer (or, after an SSLRequest, of the client's next
+     * packet: the HandshakeResponse inside TLS). */
+    s->seq++;
     if (sl_handshake_response_parse(p, len, &r) != 0) {
         send_err(s, s->seq, SL_ER_HANDSHAKE, "08S01", "Bad handshake");
         sl_session_close(s);
@@ -420,7 +432,6 @@ static void handle_handshake_response(struct sl_session *s, const uint8_t *p, si
             sl_session_close(s);
             return;
         }
-        s->seq++;
         s->state = SL_SS_TLS;
         if (sl_stream_tls_accept(&s->cs, w->tls) != 0)
             sl_session_close(s);
@@ -432,7 +443,6 @@ static void handle_handshake_response(struct sl_session *s, const uint8_t *p, si
         sl_session_close(s);
         return;
     }
-    s->seq++;
     s->caps = r.caps & OFFERED_CAPS;
     s->ext_caps = (r.caps & SL_CLIENT_MYSQL) ? 0 : r.ext_caps & SL_MARIADB_EXT_METADATA;
     s->collation = r.collation ? r.collation : 45;
@@ -928,7 +938,7 @@ static void on_client_read(struct sl_stream *st)
         if (r == 0)
             return;
         if (r < 0) {
-            send_err(s, s->state >= SL_SS_IDLE ? 1 : s->seq, SL_ER_NET_PACKET_TOO_LARGE, "08S01",
+            send_err(s, answer_seq(s), SL_ER_NET_PACKET_TOO_LARGE, "08S01",
                      "Got a packet bigger than 'max_allowed_packet' bytes");
             sl_session_close(s);
             return;

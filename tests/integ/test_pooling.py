@@ -358,6 +358,47 @@ def test_borrow_timeout_gives_9501_and_keeps_session(mariadb, sluice_node, app_u
             node.stop()
 
 
+def test_waiters_served_first_come_first_served(mariadb, sluice_node, app_user):
+    """With one backend busy, queued statements run in the order the clients asked."""
+    with limits(mariadb, 1) as (pct,):
+        node = sluice_node(users=[app_user], pool={"max_connections_percent": pct,
+                                                   "max_idle_connections_percent": pct,
+                                                   "connection_borrow_timeout": 20})
+        with mariadb.admin(database=mariadb.database) as c, c.cursor() as cur:
+            cur.execute("CREATE OR REPLACE TABLE fifo_t (seq INT AUTO_INCREMENT PRIMARY KEY, who INT)")
+        holder = node.connect(app_user)
+        waiters = [node.connect(app_user) for _ in range(6)]
+        errors = []
+
+        def run(i):
+            try:
+                query1(waiters[i], "INSERT INTO fifo_t (who) VALUES (%s)", (i,))
+            except Exception as e:  # reported below
+                errors.append((i, repr(e)))
+
+        try:
+            query1(holder, "BEGIN")
+            query1(holder, "SELECT 1")
+            threads = []
+            for i in range(len(waiters)):
+                t = threading.Thread(target=run, args=(i,))
+                t.start()
+                threads.append(t)
+                time.sleep(0.15)  # arrival order: each client asks after the previous one queued
+            holder.commit()
+            for t in threads:
+                t.join(timeout=30)
+            assert not errors, errors
+            with mariadb.admin(database=mariadb.database) as c, c.cursor() as cur:
+                cur.execute("SELECT who FROM fifo_t ORDER BY seq")
+                assert [r[0] for r in cur.fetchall()] == list(range(len(waiters)))
+        finally:
+            holder.close()
+            for w in waiters:
+                w.close()
+            node.stop()
+
+
 def test_borrow_timeout_during_login_with_database(mariadb, sluice_node, app_user):
     """A login that names a database needs a backend (the database checks the name); when none comes
     within connection_borrow_timeout the login fails with error 9501, as a proper MySQL error."""

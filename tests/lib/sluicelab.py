@@ -806,6 +806,13 @@ class SluiceNode:
         rep = self.sanitizer_report()
         if rep:
             out.append(f"sanitizer report in {self.log_path}:\n{rep[:6000]}")
+        # Passwords must never reach the log, whatever happened (logins, failures, rotation).
+        log = self.log_text(since_start=False)
+        for p in self.proxies:
+            for a in p.auth:
+                pw = a.user.password
+                if pw and len(pw) >= 6 and pw in log:
+                    out.append(f"the password of user {a.user.name} appears in {self.log_path}")
         if self.killed:
             out.append(f"sluice {self.id} did not exit within the drain timeout and was SIGKILLed")
         elif self.returncode is not None and allow_exit_status is not None \
