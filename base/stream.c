@@ -101,7 +101,11 @@ static void fail(struct sl_stream *s, int status)
 /* Run the handshake and decrypt everything available into s->in. Returns 0, or a negative code. */
 static int tls_pump(struct sl_stream *s, bool *got_data)
 {
+    /* OpenSSL's error queue is per thread and shared by every connection of this loop: an error
+     * left by one session's failed handshake would turn another session's harmless WANT_READ into
+     * SSL_ERROR_SSL. Clear it before each call whose outcome is read through SSL_get_error. */
     if (s->handshaking) {
+        ERR_clear_error();
         int r = SSL_do_handshake(s->ssl);
         int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(s->ssl, r);
         int frc = tls_flush(s);
@@ -122,6 +126,7 @@ static int tls_pump(struct sl_stream *s, bool *got_data)
         if (sl_buf_reserve(&s->in, PLAIN_READ_CHUNK, s->in_limit) != 0)
             return UV_ENOBUFS;
         size_t room = s->in.cap - s->in.len;
+        ERR_clear_error();
         int n = SSL_read(s->ssl, s->in.data + s->in.len, room > INT32_MAX ? INT32_MAX : (int)room);
         if (n > 0) {
             s->in.len += (size_t)n;
@@ -305,6 +310,7 @@ int sl_stream_write(struct sl_stream *s, const void *data, size_t len)
     /* Memory BIOs take everything: SSL_write only fails on a broken session. */
     while (len > 0) {
         int chunk = len > (1u << 30) ? (1 << 30) : (int)len;
+        ERR_clear_error();
         int n = SSL_write(s->ssl, data, chunk);
         if (n <= 0)
             return UV_EPROTO;
@@ -345,6 +351,7 @@ void sl_stream_close(struct sl_stream *s)
         return;
     /* close_notify lets TLS clients report a lost connection (2013) rather than a TLS error. */
     if (s->ssl && !s->handshaking) {
+        ERR_clear_error();
         SSL_shutdown(s->ssl);
         tls_flush(s);
     }

@@ -17,6 +17,7 @@
 #include "pool/kill.h"
 
 #define HANDSHAKE_TIMEOUT_MS 10000
+#define PIPELINE_BUFFER      (64u * 1024u) /* pipelined bytes read ahead while a command runs */
 /* "MariaDB" in the version lets Connector/C expect MariaDB capabilities. */
 #define SERVER_VERSION "11.0.0-sluice-MariaDB"
 
@@ -208,7 +209,7 @@ void sl_session_accept(struct sl_proxy *p)
     if (!s)
         return;
     /* The input limit bounds one buffered client packet (plus its header and a little slack). */
-    size_t limit = (size_t)p->cfg->max_packet_size + 64 * 1024;
+    size_t limit = (size_t)p->cfg->max_packet_size + 4 * PIPELINE_BUFFER;
     if (sl_stream_init(w->loop, &s->cs, &client_ops, s, limit) != 0) {
         free(s);
         return;
@@ -930,8 +931,24 @@ static void on_client_read(struct sl_stream *st)
             sl_backend_forward_infile(s->be, &s->cs.in);
             return;
         }
-        if (s->state == SL_SS_WAITING || s->state == SL_SS_BUSY || s->state == SL_SS_TLS)
-            return; /* pipelined bytes wait until the current command is done */
+        if (s->state == SL_SS_WAITING || s->state == SL_SS_BUSY) {
+            /* Pipelined commands wait until the current one is done; past a bound the client is
+             * no longer read (back-pressure) rather than buffered without limit. */
+            if (sl_buf_avail(&s->cs.in) > s->cmd_len + PIPELINE_BUFFER)
+                sl_stream_read_stop(&s->cs);
+            return;
+        }
+        if (s->state == SL_SS_TLS)
+            return;
+        if (s->state < SL_SS_IDLE && sl_buf_avail(&s->cs.in) >= SL_PKT_HDR_LEN &&
+            sl_pkt_seq(sl_buf_head(&s->cs.in)) != s->seq) {
+            /* Checked on the header, as the server does: garbage or a misplaced command is
+             * answered at once instead of waiting for a packet length that may never arrive. */
+            send_err(s, (uint8_t)(sl_pkt_seq(sl_buf_head(&s->cs.in)) + 1),
+                     SL_ER_NET_PACKETS_OUT_OF_ORDER, "08S01", "Got packets out of order");
+            sl_session_close(s);
+            return;
+        }
         size_t total, first_len, logical_len;
         const uint8_t *payload;
         int r = frame(&s->cs.in, max, &total, &payload, &first_len, &logical_len);
@@ -949,7 +966,7 @@ static void on_client_read(struct sl_stream *st)
         case SL_SS_AUTH_SWITCH:
         case SL_SS_AUTH_FULL: {
             uint8_t seq = sl_pkt_seq(sl_buf_head(&s->cs.in));
-            if (seq != s->seq || logical_len != first_len) {
+            if (logical_len != first_len) {
                 send_err(s, (uint8_t)(seq + 1), SL_ER_HANDSHAKE, "08S01", "Bad handshake");
                 sl_session_close(s);
                 return;
