@@ -164,8 +164,7 @@ static void forget_baselines(struct sl_proxy *p)
 {
     for (size_t k = 0; k < p->n_targets; k++) {
         struct sl_list *pos, *tmp;
-        sl_list_for_each_safe(pos, tmp, &p->targets[k].shares)
-        {
+        sl_list_for_each_safe (pos, tmp, &p->targets[k].shares) {
             struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
             sl_vars_clear(&sh->baseline);
             sh->baseline_known = false;
