@@ -648,9 +648,10 @@ static void response_done(struct sl_backend *b, const uint8_t *last, size_t last
             setup_failed(b, last, last_len);
             return;
         }
+        /* A reset runs every setup step again, @@max_connections included: besides refreshing the
+         * limit, that SELECT replaces the FOUND_ROWS() the previous client left, which
+         * COM_RESET_CONNECTION keeps. */
         b->setup_step++;
-        if (b->state == SL_BE_RESETTING && b->setup_step == STEP_MAX_CONNECTIONS)
-            b->setup_step++;
         run_setup(b);
         return;
     case SL_BE_PREPARING: prepare_done(b, last, last_len); return;

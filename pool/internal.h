@@ -191,10 +191,20 @@ struct sl_session {
     bool auth_sha2;      /* the running auth exchange is caching_sha2_password */
     struct sl_vars want; /* session state the client expects */
     bool multi_statements;
-    uint32_t pins;       /* enum sl_pin_reason bits */
-    uint16_t status;     /* status flags the client last saw */
-    uint8_t cmd;         /* command in flight */
-    size_t cmd_len;      /* bytes of the buffered command (headers included) */
+    uint32_t pins;   /* enum sl_pin_reason bits */
+    uint16_t status; /* status flags the client last saw */
+    uint8_t cmd;     /* command in flight */
+    size_t cmd_len;  /* bytes of the buffered command (headers included) */
+    /* COM_CHANGE_USER in progress: the session as it was, restored if the change fails (as MariaDB
+     * keeps the previous user logged in). */
+    struct sl_change_prev {
+        bool active;
+        struct sl_user *user;
+        struct sl_share *share;
+        struct sl_vars want;
+        uint8_t collation;
+        bool multi_statements;
+    } prev;
     uint8_t rewrite[48]; /* a command sent instead of the buffered one (KILL mapping) */
     size_t rewrite_len;
     uv_timer_t timer; /* idle-client and borrow timeouts */

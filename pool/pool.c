@@ -64,6 +64,14 @@ void sl_pool_unlink_affinity(struct sl_backend *b)
     }
 }
 
+/* A session that has no current database cannot use a backend that has one: there is no command
+ * that deselects a database (COM_RESET_CONNECTION keeps it), and unqualified names would resolve
+ * in it. Such a session gets a backend without one, a new one if need be. */
+static bool usable(const struct sl_backend *b, const struct sl_vars *want)
+{
+    return want->schema || !b->have.schema;
+}
+
 /* An idle backend for session s: the one affine to it if still idle; otherwise one already in the
  * session's state, then any other, preferring those no other session is affine to. */
 static struct sl_backend *take_idle(struct sl_session *s)
@@ -71,32 +79,35 @@ static struct sl_backend *take_idle(struct sl_session *s)
     struct sl_share *sh = s->share;
     const struct sl_vars *want = &s->want;
     struct sl_list *pos, *tmp;
-    struct sl_backend *first = NULL, *best = NULL;
-    if (s->affine && s->affine->share == sh && s->affine->state == SL_BE_IDLE)
+    struct sl_backend *first = NULL, *best = NULL, *claimed = NULL;
+    if (s->affine && s->affine->share == sh && s->affine->state == SL_BE_IDLE &&
+        usable(s->affine, want))
         best = s->affine;
     sl_list_for_each_safe (pos, tmp, &sh->idle) {
         if (best)
             break;
         struct sl_backend *b = sl_container_of(pos, struct sl_backend, link);
-        if (b->affine)
+        if (!usable(b, want))
             continue;
+        if (b->affine) {
+            if (!claimed)
+                claimed = b;
+            continue;
+        }
         if (!first)
             first = b;
         if (b->have.hash == want->hash && sl_vars_equal(&b->have, want))
             best = b;
     }
     if (!best)
-        best = first;
-    if (!best && !sl_list_empty(&sh->idle)) /* only backends others are affine to are left */
-        best = sl_container_of(sh->idle.next, struct sl_backend, link);
-    first = best;
-    if (first) {
-        sl_pool_unlink_affinity(first);
-        sl_list_remove(&first->link);
+        best = first ? first : claimed; /* only backends others are affine to: take one anyway */
+    if (best) {
+        sl_pool_unlink_affinity(best);
+        sl_list_remove(&best->link);
         sh->target->idle--;
-        first->state = SL_BE_RELAYING;
+        best->state = SL_BE_RELAYING;
     }
-    return first;
+    return best;
 }
 
 /* The least recently used idle backend of any share of the target, to make room for another share.

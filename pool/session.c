@@ -34,6 +34,7 @@
      SL_CLIENT_PLUGIN_AUTH | SL_CLIENT_CONNECT_ATTRS | SL_CLIENT_PLUGIN_AUTH_LENENC)
 
 static void on_client_read(struct sl_stream *st);
+static bool change_user_failed(struct sl_session *s);
 static void on_client_error(struct sl_stream *st, int status);
 static void on_client_tls_done(struct sl_stream *st);
 static void on_client_drained(struct sl_stream *st);
@@ -123,6 +124,10 @@ void sl_session_close(struct sl_session *s)
         s->affine->affine = NULL;
         s->affine = NULL;
     }
+    if (s->prev.active) {
+        s->prev.active = false;
+        sl_vars_clear(&s->prev.want);
+    }
     uv_timer_stop(&s->timer);
     s->state = SL_SS_CLOSING;
     sl_list_remove(&s->link);
@@ -173,7 +178,8 @@ static void on_timer(uv_timer_t *t)
         if (s->pending == SL_PENDING_LOGIN_DB) {
             /* The database named at login could not be checked: the login fails. */
             send_err(s, s->seq, SL_ER_BORROW_TIMEOUT, "HY000", SL_MSG_BORROW_TIMEOUT);
-            sl_session_close(s);
+            if (!change_user_failed(s))
+                sl_session_close(s);
             break;
         }
         sl_buf_consume(&s->cs.in, s->cmd_len);
@@ -290,6 +296,37 @@ static int frame(const struct sl_buf *in, size_t max, size_t *total, const uint8
 /* ---- authentication -----------------------------------------------------------------------------
  */
 
+static void arm_idle_timer(struct sl_session *s);
+
+/* A failed COM_CHANGE_USER (its error already sent) leaves the previous user logged in with its
+ * session, as on MariaDB. Returns false when no change was in progress. */
+static bool change_user_failed(struct sl_session *s)
+{
+    if (!s->prev.active)
+        return false;
+    s->prev.active = false;
+    s->user = s->prev.user;
+    s->share = s->prev.share;
+    s->collation = s->prev.collation;
+    s->multi_statements = s->prev.multi_statements;
+    sl_vars_clear(&s->want);
+    s->want = s->prev.want;
+    sl_vars_init(&s->prev.want);
+    s->state = SL_SS_IDLE;
+    s->pending = SL_PENDING_COMMAND;
+    arm_idle_timer(s);
+    return true;
+}
+
+/* The change succeeded: what the previous user left on a held backend must not survive. */
+static void change_user_succeeded(struct sl_session *s)
+{
+    if (!s->prev.active)
+        return;
+    s->prev.active = false;
+    sl_vars_clear(&s->prev.want);
+}
+
 static void deny(struct sl_session *s, const char *user, size_t user_len, bool with_password)
 {
     char msg[300];
@@ -304,10 +341,12 @@ static void deny(struct sl_session *s, const char *user, size_t user_len, bool w
     sl_info(s->id, "authentication failed for user %.*s", (int)(user_len > 128 ? 128 : user_len),
             user);
     send_err(s, s->seq, SL_ER_ACCESS_DENIED, "28000", msg);
-    sl_session_close(s);
+    if (!change_user_failed(s))
+        sl_session_close(s);
 }
 
 static void login_complete(struct sl_session *s);
+static void drop_backend(struct sl_session *s);
 
 static void auth_switch(struct sl_session *s, const char *plugin)
 {
@@ -466,6 +505,13 @@ static void handle_handshake_response(struct sl_session *s, const uint8_t *p, si
 static void login_complete(struct sl_session *s)
 {
     struct sl_proxy *p = s->proxy;
+    if (s->prev.active) {
+        drop_backend(s);
+        s->pins = 0;
+        s->status = SL_STATUS_AUTOCOMMIT;
+        if (!s->want.schema)
+            change_user_succeeded(s);
+    }
     uint32_t class_caps = s->caps & SL_CLASS_CAPS;
     s->share = sl_share_get(&p->targets[0], s->user, s->collation, class_caps, s->ext_caps);
     if (!s->share) {
@@ -625,6 +671,7 @@ void sl_session_backend_ready(struct sl_session *s)
 {
     if (s->pending == SL_PENDING_LOGIN_DB) {
         s->pending = SL_PENDING_COMMAND;
+        change_user_succeeded(s);
         send_ok(s, s->seq);
         s->state = SL_SS_IDLE;
         maybe_release(s, false);
@@ -666,7 +713,9 @@ void sl_session_prepare_failed(struct sl_session *s, const uint8_t *err, size_t 
 {
     if (s->pending == SL_PENDING_LOGIN_DB) {
         send_packet(s, s->seq, err, len);
-        sl_session_close(s);
+        drop_backend(s);
+        if (!change_user_failed(s))
+            sl_session_close(s);
         return;
     }
     send_packet(s, 1, err, len);
@@ -696,8 +745,15 @@ static void reply_local(struct sl_session *s, uint8_t cmd, const uint8_t *payloa
         break;
     }
     case SL_COM_RESET_CONNECTION: {
-        /* Nothing is held: the client's logical session is all there is to reset. The schema stays,
-         * as it does on the server. */
+        /* A held backend goes back to the pool, which resets it (COM_RESET_CONNECTION plus setup:
+         * tracking and init_query, which a plain reset would undo). The client's logical session
+         * is reset here; the schema stays, as it does on the server. */
+        if (s->be) {
+            struct sl_backend *b = s->be;
+            s->be = NULL;
+            b->session = NULL;
+            sl_pool_release(b, true);
+        }
         char *schema = s->want.schema ? strdup(s->want.schema) : NULL;
         sl_vars_clear(&s->want);
         if (schema) {
@@ -715,8 +771,8 @@ static void reply_local(struct sl_session *s, uint8_t cmd, const uint8_t *payloa
 
 static bool answered_locally(const struct sl_session *s, uint8_t cmd)
 {
-    if (s->be)
-        return cmd == SL_COM_SET_OPTION; /* applied before the next command */
+    if (s->be) /* a held backend answers PING itself (it proves the pinned session is alive) */
+        return cmd == SL_COM_SET_OPTION || cmd == SL_COM_RESET_CONNECTION;
     return cmd == SL_COM_PING || cmd == SL_COM_SET_OPTION || cmd == SL_COM_RESET_CONNECTION;
 }
 
@@ -738,36 +794,35 @@ static void handle_change_user(struct sl_session *s, const uint8_t *payload, siz
 {
     struct sl_change_user cu;
     if (sl_change_user_parse(payload, len, s->caps, &cu) != 0) {
-        s->seq = 1;
         send_err(s, 1, SL_ER_HANDSHAKE, "08S01", "Bad handshake");
         sl_session_close(s);
         return;
     }
-    drop_backend(s);
-    sl_vars_clear(&s->want);
-    s->pins = 0;
-    s->status = SL_STATUS_AUTOCOMMIT;
-    s->multi_statements = (s->caps & SL_CLIENT_MULTI_STATEMENTS) != 0;
+    sl_buf_consume(&s->cs.in, total); /* the fields stay readable: nothing writes the buffer now */
+    s->prev.active = true;
+    s->prev.user = s->user;
+    s->prev.share = s->share;
+    s->prev.want = s->want;
+    s->prev.collation = s->collation;
+    s->prev.multi_statements = s->multi_statements;
+    sl_vars_init(&s->want);
     if (cu.collation)
         s->collation = (uint8_t)cu.collation;
+    s->multi_statements = (s->caps & SL_CLIENT_MULTI_STATEMENTS) != 0;
     s->seq = 1;
-    s->user = sl_user_find(s->proxy, cu.user, cu.user_len);
-    if (!s->user) {
-        deny(s, cu.user, cu.user_len, cu.auth_len > 0);
-        return;
-    }
-    if (cu.db_len && sl_vars_set_schema(&s->want, cu.db, cu.db_len) != 0) {
-        deny(s, cu.user, cu.user_len, cu.auth_len > 0);
-        return;
-    }
-    sl_buf_consume(&s->cs.in, total);
-    RAND_bytes(s->nonce, sizeof s->nonce);
-    for (size_t i = 0; i < sizeof s->nonce; i++)
-        s->nonce[i] = (uint8_t)(1 + s->nonce[i] % 127);
+    s->state = SL_SS_AUTH_RESPONSE;
     uv_timer_start(&s->timer, on_timer, HANDSHAKE_TIMEOUT_MS, 0);
-    auth_switch(s, s->user->cfg.client_auth == SL_AUTH_MYSQL_CACHING_SHA2
-                       ? "caching_sha2_password"
-                       : "mysql_native_password");
+    s->user = sl_user_find(s->proxy, cu.user, cu.user_len);
+    if (!s->user || (cu.db_len && sl_vars_set_schema(&s->want, cu.db, cu.db_len) != 0)) {
+        deny(s, cu.user, cu.user_len, cu.auth_len > 0);
+        return;
+    }
+    /* Clients scramble the change-user response with the nonce of the original handshake (the
+     * server checks it as it is when the plugin matches); a plugin that differs gets an
+     * AuthSwitchRequest as at login. */
+    const char *plugin = cu.plugin_len ? cu.plugin : "mysql_native_password";
+    size_t plugin_len = cu.plugin_len ? cu.plugin_len : strlen(plugin);
+    check_auth(s, plugin, plugin_len, cu.auth, cu.auth_len);
 }
 
 static struct sl_session *find_session(struct sl_worker *w, uint64_t id)
@@ -799,7 +854,8 @@ static bool handle_kill(struct sl_session *s, const struct sl_kill *k)
     }
     if (t == s) {
         if (k->query_only) {
-            send_ok(s, 1);
+            /* The KILL QUERY is itself the running statement, as on the server. */
+            send_err(s, 1, 1317, "70100", "Query execution was interrupted");
             return true;
         }
         send_err(s, 1, 1927, "70100", "Connection was killed");
@@ -898,8 +954,6 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
             s->pins |= sl_pinscan((const char *)payload + 1, first_len - 1);
     } else if (cmd == SL_COM_STMT_PREPARE) {
         s->pins |= SL_PIN_PREPARED;
-    } else if (cmd == SL_COM_RESET_CONNECTION) {
-        s->pins = 0; /* the held backend resets itself and is released after the OK */
     }
     s->cmd = cmd;
     s->cmd_len = total;

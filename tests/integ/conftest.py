@@ -259,9 +259,9 @@ def cmdclient_bin():
             pytest.fail(f"SLUICE_CMDCLIENT={env} does not exist", pytrace=False)
         return Path(env)
     dirs = [os.environ.get("SLUICE_BUILD_DIR"), REPO_ROOT / "build-test", REPO_ROOT / "build"]
-    cc = os.environ.get("SLUICE_CCLIENT")
-    if cc:
-        dirs.insert(0, Path(cc).parent.parent)
+    for var in ("SLUICE_CCLIENT", "SLUICE_BIN"):  # .../tests/sluice_cclient, .../node/sluice
+        if os.environ.get(var):
+            dirs.insert(0, Path(os.environ[var]).parent.parent)
     for d in dirs:
         if d and (Path(d) / "tests" / "sluice_cmdclient").exists():
             return Path(d) / "tests" / "sluice_cmdclient"
