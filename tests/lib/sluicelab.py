@@ -355,10 +355,9 @@ class MariaDB:
             "ssl-ca": self.tls.ca_file,
             "ssl-cert": self.tls.cert_file,
             "ssl-key": self.tls.key_file,
-            "session_track_state_change": "ON",
-            "session_track_schema": "ON",
-            "session_track_system_variables": "*",
-            "session_track_transaction_info": "CHARACTERISTICS",
+            # Session tracking is left at the server's defaults on purpose: sluice turns it on for
+            # its own connections, and tests must show that it does (and redoes it after resets).
+            "tmpdir": self.dir,  # MariaDB's temporary files stay in the state dir
             "max_connections": self.max_connections,
             "local_infile": "ON",
             "max_allowed_packet": "1G",
