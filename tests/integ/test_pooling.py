@@ -543,3 +543,33 @@ def test_broken_init_query_fails_clients(sluice_node, app_user):
     assert waited < 3.0, f"login failed after {waited:.2f} s (borrow timeout 1 s)"
     # The database's own answer to the broken init_query reaches the client (not a timeout).
     assert ei.value.args[0] == 1064 and "SELEC 1" in ei.value.args[1], f"unexpected error {ei.value!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# A backend that dies
+
+
+def test_dead_backends_dropped_and_idle_clients_never_see_it(mariadb, sluice_node, app_user):
+    """The database kills every pooled connection while the clients are idle: the pool drops them
+    and the clients' next statements run on fresh backends, without any error."""
+    node = sluice_node(users=[app_user])
+    clients = [node.connect(app_user) for _ in range(3)]
+    try:
+        for c in clients:
+            query1(c, "SET time_zone = '+01:00'")
+        before = proxy_connections(mariadb, app_user)
+        assert before, "the clients' backends should be in PROCESSLIST"
+        with mariadb.admin() as a, a.cursor() as cur:
+            for tid in before:
+                cur.execute(f"KILL {int(tid)}")
+        wait_for("the killed backends to leave PROCESSLIST",
+                 lambda: not set(before) & set(proxy_connections(mariadb, app_user)), 5)
+        for c in clients:
+            # Same session state, a backend the database did not kill.
+            tz, backend = query1(c, "SELECT @@time_zone, CONNECTION_ID()")
+            assert tz == "+01:00"
+            assert backend not in before
+        assert "lost" in node.log_text()
+    finally:
+        for c in clients:
+            c.close()
