@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ import pymysql
 import pytest
 
 import sluicelab
+from pooltools import limits, max_connections, proxy_connections, query1, wait_for
 
 LOST_CONNECTION = (2006, 2013)  # CR_SERVER_GONE_ERROR, CR_SERVER_LOST
 BORROW_TIMEOUT_ERROR = (9501, "Timed-out waiting to acquire database connection")
@@ -35,55 +35,6 @@ BORROW_TIMEOUT_ERROR = (9501, "Timed-out waiting to acquire database connection"
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def query1(conn, sql, args=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, args)
-        return cur.fetchone()
-
-
-def wait_for(what, predicate, timeout, interval=0.05):
-    """Poll predicate() until it returns a true value; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = predicate()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what} (last value {v!r})")
-        time.sleep(interval)
-
-
-def max_connections(db) -> int:
-    with db.admin() as c, c.cursor() as cur:
-        cur.execute("SELECT @@GLOBAL.max_connections")
-        return int(cur.fetchone()[0])
-
-
-def pct_for(max_conn: int, count: int):
-    for p in range(1, 101):
-        if max_conn * p // 100 == count:
-            return p
-    return None
-
-
-@contextlib.contextmanager
-def limits(db, *counts: int):
-    """Percentages giving exactly `counts` connections of @@max_connections; sets @@max_connections to
-    100 for the block when the current value allows no integer percentages (restored afterwards)."""
-    original = max_connections(db)
-    pcts = [pct_for(original, n) for n in counts]
-    if None not in pcts:
-        yield pcts
-        return
-    with db.admin() as c, c.cursor() as cur:
-        cur.execute("SET GLOBAL max_connections = 100")
-    try:
-        yield list(counts)
-    finally:
-        with db.admin() as c, c.cursor() as cur:
-            cur.execute("SET GLOBAL max_connections = %s", (original,))
 
 
 def closed_by_peer(conn, timeout: float) -> bool:
@@ -97,12 +48,6 @@ def assert_lost(conn):
     with pytest.raises(pymysql.err.OperationalError) as ei:
         query1(conn, "SELECT 1")
     assert ei.value.args[0] in LOST_CONNECTION, ei.value.args
-
-
-def backend_ids(db, user) -> list:
-    with db.admin() as c, c.cursor() as cur:
-        cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (user.name,))
-        return sorted(r[0] for r in cur.fetchall())
 
 
 def wait_exit(node, timeout: float) -> int:
@@ -152,7 +97,7 @@ def test_sigterm_drain(mariadb, sluice_node, app_user):
     with mariadb.admin(database=mariadb.database) as c, c.cursor() as cur:
         cur.execute("SELECT id FROM drain_t ORDER BY id")
         assert cur.fetchall() == ((1,), (2,))
-    wait_for("the node's backends to leave the database", lambda: backend_ids(mariadb, app_user) == [],
+    wait_for("the node's backends to leave the database", lambda: proxy_connections(mariadb, app_user) == [],
              timeout=2)
 
 
@@ -180,7 +125,7 @@ def test_drain_timeout_rolls_back_unfinished_transaction(mariadb, sluice_node, a
     # The database rolled the transaction back: its connection is gone, no transaction is left,
     # and the row was never committed.
     wait_for(f"backend {backend} to disappear from PROCESSLIST",
-             lambda: backend not in backend_ids(mariadb, app_user), timeout=5)
+             lambda: backend not in proxy_connections(mariadb, app_user), timeout=5)
     with mariadb.admin(database=mariadb.database) as c, c.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = %s",
                     (backend,))
