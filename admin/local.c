@@ -1,0 +1,102 @@
+#include "admin/local.h"
+
+#include <string.h>
+
+/* jansson integers are signed 64-bit; counters would need centuries to pass INT64_MAX. */
+#define I(v) ((json_int_t)(v))
+
+json_t *sl_admin_stats_json(const struct sl_admin_stats *st)
+{
+    json_t *clients = json_pack("{s:I,s:I}", "total", I(st->client_connections_total), "active",
+                                I(st->client_connections_active));
+    json_t *backends = json_pack("{s:I,s:I}", "opened", I(st->backend_connections_opened), "active",
+                                 I(st->backend_connections_active));
+    /* "o" steals both references, also when packing fails. */
+    return json_pack("{s:o,s:I,s:o,s:I,s:I}", "client_connections", clients, "auth_failures",
+                     I(st->auth_failures), "backend_connections", backends, "borrow_timeouts",
+                     I(st->borrow_timeouts), "queries", I(st->queries));
+}
+
+int sl_admin_stats_metrics(const struct sl_admin_stats *st, struct sl_metrics *m)
+{
+    const struct sl_metric_label version = {"version", SLUICE_VERSION};
+
+    sl_metrics_family(m, "sluice_build_info", SL_METRIC_GAUGE, "Version of this sluice node.");
+    sl_metrics_u64(m, "sluice_build_info", &version, 1, 1);
+    sl_metrics_single(m, "sluice_client_connections_total", SL_METRIC_COUNTER,
+                      "Client connections accepted.", st->client_connections_total);
+    sl_metrics_single(m, "sluice_client_connections_active", SL_METRIC_GAUGE,
+                      "Client connections open.", st->client_connections_active);
+    sl_metrics_single(m, "sluice_auth_failures_total", SL_METRIC_COUNTER, "Client logins refused.",
+                      st->auth_failures);
+    sl_metrics_single(m, "sluice_backend_connections_opened_total", SL_METRIC_COUNTER,
+                      "Database connections opened.", st->backend_connections_opened);
+    sl_metrics_single(m, "sluice_backend_connections_active", SL_METRIC_GAUGE,
+                      "Database connections open.", st->backend_connections_active);
+    sl_metrics_single(m, "sluice_borrow_timeouts_total", SL_METRIC_COUNTER,
+                      "Clients that waited longer than connection_borrow_timeout.",
+                      st->borrow_timeouts);
+    sl_metrics_single(m, "sluice_queries_total", SL_METRIC_COUNTER,
+                      "Commands relayed to a database.", st->queries);
+    return sl_metrics_finish(m);
+}
+
+static void fill_stats(const struct sl_admin_node *node, struct sl_admin_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    node->stats(node->arg, st);
+}
+
+static void on_health(struct sl_admin_request *rq, void *arg)
+{
+    const struct sl_admin_node *node = arg;
+    char reason[128] = "";
+    bool ready = !node->ready || node->ready(node->arg, reason, sizeof reason);
+    /* A health document in both cases (not a problem): probes read the status code, people and
+     * dashboards the body. */
+    json_t *body = json_pack("{s:s,s:b,s:s}", "status", ready ? "ok" : "unavailable", "ready",
+                             ready, "version", SLUICE_VERSION);
+    if (body && node->node_id)
+        json_object_set_new(body, "node", json_string(node->node_id));
+    if (body && !ready)
+        json_object_set_new(body, "reason", json_string(reason));
+    struct sl_http_response head = {.status = ready ? 200 : 503};
+    sl_admin_reply_json(rq, &head, body);
+}
+
+static void on_stats(struct sl_admin_request *rq, void *arg)
+{
+    struct sl_admin_stats st;
+    struct sl_http_response head = {.status = 200};
+    fill_stats(arg, &st);
+    sl_admin_reply_json(rq, &head, sl_admin_stats_json(&st));
+}
+
+static void on_metrics(struct sl_admin_request *rq, void *arg)
+{
+    struct sl_admin_stats st;
+    struct sl_metrics m;
+    fill_stats(arg, &st);
+    sl_metrics_init(&m);
+    if (sl_admin_stats_metrics(&st, &m) != 0) {
+        sl_admin_reply_problem(rq, 500, "could not build the metrics");
+    } else {
+        struct sl_http_response r = {
+            .status = 200,
+            .content_type = SL_METRICS_CONTENT_TYPE,
+            .body = m.out.data,
+            .body_len = m.out.len,
+        };
+        sl_admin_reply(rq, &r);
+    }
+    sl_metrics_free(&m);
+}
+
+void sl_admin_local_routes(struct sl_admin_server *srv, const struct sl_admin_node *node)
+{
+    /* The handlers take a const node through a void pointer; they never write through it. */
+    void *arg = (void *)(uintptr_t)node;
+    sl_admin_handle(srv, SL_ROUTE_HEALTH, on_health, arg);
+    sl_admin_handle(srv, SL_ROUTE_STATS, on_stats, arg);
+    sl_admin_handle(srv, SL_ROUTE_METRICS, on_metrics, arg);
+}

@@ -1,0 +1,47 @@
+/* The routes a node answers from its own state, without the configuration store:
+ *   GET /v1/health  liveness and readiness (no token needed)
+ *   GET /v1/stats   this node's data-path figures as JSON
+ *   GET /metrics    the same figures in Prometheus text format
+ *
+ * The node provides the figures through struct sl_admin_node; admin/ never sees the data path. */
+#ifndef SL_ADMIN_LOCAL_H
+#define SL_ADMIN_LOCAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "admin/metrics.h"
+#include "admin/server.h"
+
+/* A snapshot of this node's figures (summed over its workers). */
+struct sl_admin_stats {
+    uint64_t client_connections_total;  /* accepted since start */
+    uint64_t client_connections_active; /* open now */
+    uint64_t auth_failures;
+    uint64_t backend_connections_opened; /* since start */
+    uint64_t backend_connections_active; /* open now */
+    uint64_t borrow_timeouts;
+    uint64_t queries;
+};
+
+struct sl_admin_node {
+    const char *node_id; /* shown by /v1/health; NULL: omitted */
+    /* Fill *out now. Called on the admin loop's thread for each /v1/stats and /metrics request;
+     * the node decides how figures of other threads get there. */
+    void (*stats)(void *arg, struct sl_admin_stats *out);
+    /* Whether this node is ready to serve; when not, a short reason into reason (cap bytes).
+     * NULL: always ready. */
+    bool (*ready)(void *arg, char *reason, size_t cap);
+    void *arg;
+};
+
+/* Register the three routes on srv. node is borrowed: it must outlive the server. */
+void sl_admin_local_routes(struct sl_admin_server *srv, const struct sl_admin_node *node);
+
+/* The bodies, for tests and for callers composing their own answers. json: a new reference or
+ * NULL; metrics: 0 with m filled, or -1. */
+json_t *sl_admin_stats_json(const struct sl_admin_stats *st);
+int sl_admin_stats_metrics(const struct sl_admin_stats *st, struct sl_metrics *m);
+
+#endif
