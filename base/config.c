@@ -313,6 +313,32 @@ static int parse_tls(const struct jobj *root, struct sl_config *cfg)
     return 0;
 }
 
+static int parse_admin(const struct jobj *root, struct sl_config *cfg)
+{
+    static const char *const keys[] = {"host", "port", "token", "tls", NULL};
+    char path[PATH_LABEL_MAX];
+    struct jobj admin;
+    const char *token = NULL;
+
+    if (get_object(root, "admin", false, path, sizeof path, &admin) || check_keys(&admin, keys))
+        return -1;
+    if (!admin.obj)
+        return 0;
+    if (!(cfg->admin = calloc(1, sizeof *cfg->admin)))
+        return fail_oom(&admin);
+    if (get_host(&admin, "host", false, DEFAULT_LISTEN, &cfg->admin->host) ||
+        get_port(&admin, "port", true, 0, &cfg->admin->port) ||
+        get_bool(&admin, "tls", &cfg->admin->tls) || get_string(&admin, "token", true, &token))
+        return -1;
+    if (!is_secret_ref(token))
+        return fail(&admin, "token", "must be a secret reference: \"file:/path\" or \"env:NAME\"");
+    if (dup_string(&admin, token, &cfg->admin->token))
+        return -1;
+    if (cfg->admin->tls && !cfg->tls_cert_file)
+        return fail(root, "tls", "required because admin.tls is true");
+    return 0;
+}
+
 static int parse_listen(const struct jobj *px, struct sl_proxy_config *p)
 {
     static const char *const keys[] = {"host", "port", NULL};
@@ -500,13 +526,13 @@ static int check_proxies(const struct jobj *root, const struct sl_config *cfg)
 
 static int parse_root(const struct jobj *root, struct sl_config *cfg)
 {
-    static const char *const keys[] = {"node", "tls", "proxies", NULL};
+    static const char *const keys[] = {"node", "tls", "admin", "proxies", NULL};
     char path[PATH_LABEL_MAX];
     struct jobj child;
     json_t *proxies;
 
     if (check_keys(root, keys) || parse_node(root, cfg) || parse_tls(root, cfg) ||
-        get_list(root, "proxies", &proxies) ||
+        parse_admin(root, cfg) || get_list(root, "proxies", &proxies) ||
         !(cfg->proxies = alloc_list(root, proxies, sizeof *cfg->proxies, &cfg->n_proxies)))
         return -1;
     for (size_t i = 0; i < cfg->n_proxies; i++) {
@@ -611,6 +637,11 @@ void sl_config_free(struct sl_config *cfg)
         free(p->targets);
     }
     free(cfg->proxies);
+    if (cfg->admin) {
+        free(cfg->admin->host);
+        free(cfg->admin->token);
+        free(cfg->admin);
+    }
     free(cfg->node_id);
     free(cfg->az);
     free(cfg->tls_cert_file);

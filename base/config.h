@@ -55,13 +55,22 @@ struct sl_proxy_config {
     size_t n_targets;
 };
 
+/* "admin": the node's HTTP admin API (optional; absent = no admin listener). */
+struct sl_admin_listen_config {
+    char *host;    /* default "127.0.0.1" */
+    uint16_t port; /* required */
+    char *token;   /* required: secret reference ("file:/..." or "env:NAME") to the bearer token */
+    bool tls;      /* default false; true serves HTTPS with the node's "tls" certificate */
+};
+
 struct sl_config {
     char *node_id;          /* "node": {"id"}, default "node1" */
     char *az;               /* "node": {"az"}, default "local" */
     char *tls_cert_file;    /* "tls": {"cert_file"}; required when any proxy requires TLS */
     char *tls_key_file;     /* "tls": {"key_file"} */
     unsigned drain_timeout; /* "node": {"drain_timeout"} seconds for SIGTERM drain, default 30 */
-    struct sl_proxy_config *proxies; /* at least one */
+    struct sl_admin_listen_config *admin; /* NULL when the config has no "admin" block */
+    struct sl_proxy_config *proxies;      /* at least one */
     size_t n_proxies;
 };
 

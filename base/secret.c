@@ -131,46 +131,66 @@ static int parse_for(const char *ref, const char *doc, size_t len, struct sl_sec
     return -1;
 }
 
-static int resolve_file(const char *ref, const char *path, struct sl_secret *out, char *err,
-                        size_t errlen)
+/* Read the file behind a "file:" reference into a new buffer (at most SECRET_DOC_MAX bytes). The
+ * caller wipes and frees *buf. */
+static int read_file_doc(const char *ref, const char *path, char **buf, size_t *len, char *err,
+                         size_t errlen)
 {
     char ebuf[128];
     size_t n = 0;
-    char *buf;
-    int fd, rc = -1;
+    int fd;
 
+    *buf = NULL;
+    *len = 0;
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         snprintf(err, errlen, "secret %s: %s", ref, strerror_r(errno, ebuf, sizeof ebuf));
         return -1;
     }
-    buf = malloc(SECRET_DOC_MAX + 1);
-    if (!buf) {
+    char *b = malloc(SECRET_DOC_MAX + 1);
+    if (!b) {
         snprintf(err, errlen, "secret %s: out of memory", ref);
         close(fd);
         return -1;
     }
+    int rc = 0;
     /* Read one byte past the limit to tell "exactly at the limit" from "too large". */
     while (n <= SECRET_DOC_MAX) {
-        ssize_t r = read(fd, buf + n, SECRET_DOC_MAX + 1 - n);
+        ssize_t r = read(fd, b + n, SECRET_DOC_MAX + 1 - n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
             snprintf(err, errlen, "secret %s: %s", ref, strerror_r(errno, ebuf, sizeof ebuf));
-            goto out;
+            rc = -1;
+            break;
         }
         if (r == 0)
             break;
         n += (size_t)r;
     }
-    if (n > SECRET_DOC_MAX)
-        snprintf(err, errlen, "secret %s: larger than %d bytes", ref, SECRET_DOC_MAX);
-    else
-        rc = parse_for(ref, buf, n, out, err, errlen);
-out:
-    OPENSSL_cleanse(buf, n);
-    free(buf);
     close(fd);
+    *buf = b;
+    *len = n;
+    if (rc == 0 && n > SECRET_DOC_MAX) {
+        snprintf(err, errlen, "secret %s: larger than %d bytes", ref, SECRET_DOC_MAX);
+        rc = -1;
+    }
+    return rc;
+}
+
+static int resolve_file(const char *ref, const char *path, struct sl_secret *out, char *err,
+                        size_t errlen)
+{
+    char *buf;
+    size_t n;
+    int rc = -1;
+
+    if (read_file_doc(ref, path, &buf, &n, err, errlen) == 0)
+        rc = parse_for(ref, buf, n, out, err, errlen);
+    if (buf) {
+        OPENSSL_cleanse(buf, n);
+        free(buf);
+    }
     return rc;
 }
 
@@ -228,6 +248,57 @@ int sl_secret_resolve(const char *ref, struct sl_secret *out, char *err, size_t 
         return resolve_env(ref, ref + 4, out, err, errlen);
     unknown_scheme(ref, err, errlen);
     return -1;
+}
+
+int sl_secret_resolve_token(const char *ref, char *out, size_t cap, char *err, size_t errlen)
+{
+    char *heap = NULL;
+    const char *doc = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (strncmp(ref, "file:/", 6) == 0) {
+        if (read_file_doc(ref, ref + 5, &heap, &len, err, errlen) != 0)
+            goto out;
+        doc = heap;
+    } else if (strncmp(ref, "env:", 4) == 0 && is_env_name(ref + 4)) {
+        doc = getenv(ref + 4);
+        if (!doc) {
+            snprintf(err, errlen, "secret %s: variable is not set", ref);
+            goto out;
+        }
+        len = strlen(doc);
+    } else {
+        unknown_scheme(ref, err, errlen);
+        goto out;
+    }
+    /* A trailing newline from `echo token > file` is not part of the token. */
+    while (len > 0 && (doc[len - 1] == '\n' || doc[len - 1] == '\r' || doc[len - 1] == ' ' ||
+                       doc[len - 1] == '\t'))
+        len--;
+    while (len > 0 && (*doc == ' ' || *doc == '\t')) {
+        doc++;
+        len--;
+    }
+    if (len < 16 || len > SL_TOKEN_MAX || len >= cap) {
+        snprintf(err, errlen, "secret %s: a token must be 16..%d characters", ref, SL_TOKEN_MAX);
+        goto out;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (doc[i] < 0x21 || doc[i] > 0x7e) {
+            snprintf(err, errlen, "secret %s: a token must be printable ASCII without spaces", ref);
+            goto out;
+        }
+    }
+    memcpy(out, doc, len);
+    out[len] = '\0';
+    rc = 0;
+out:
+    if (heap) {
+        OPENSSL_cleanse(heap, SECRET_DOC_MAX + 1);
+        free(heap);
+    }
+    return rc;
 }
 
 void sl_secret_wipe(struct sl_secret *s)

@@ -32,6 +32,12 @@ int sl_secret_parse(const char *json, size_t len, struct sl_secret *out, char *e
  * missing files and unset variables are errors naming the reference. */
 int sl_secret_resolve(const char *ref, struct sl_secret *out, char *err, size_t errlen);
 
+/* Resolve a reference to a bare token (the admin API's bearer token): the whole file, or the
+ * variable's value, without surrounding whitespace. It must be 16..512 printable ASCII characters.
+ * Returns 0, or -1 with a reason in err that never contains the token. */
+#define SL_TOKEN_MAX 512
+int sl_secret_resolve_token(const char *ref, char *out, size_t cap, char *err, size_t errlen);
+
 /* Overwrite the secret's memory so the password does not linger. */
 void sl_secret_wipe(struct sl_secret *s);
 

@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <uv.h>
 
+#include "admin/local.h"
+#include "admin/server.h"
 #include "base/log.h"
 #include "base/secret.h"
 #include "base/stream.h"
@@ -19,14 +22,30 @@ struct node {
     struct sl_config_source source;
     struct sl_worker *worker;
     uv_signal_t sighup, sigterm, sigint;
+    struct sl_admin_server *admin;
+    SSL_CTX *admin_tls;
+    struct sl_admin_node admin_node;
     bool stopping;
     unsigned drain_timeout;
+    char node_id[64];
 };
+
+static void on_admin_closed(void *arg)
+{
+    struct node *n = arg;
+    if (n->admin_tls)
+        SSL_CTX_free(n->admin_tls);
+    n->admin_tls = NULL;
+}
 
 static void on_drained(void *arg)
 {
     struct node *n = arg;
     sl_info(0, "drained; exiting");
+    if (n->admin) {
+        sl_admin_server_close(n->admin, on_admin_closed, n);
+        n->admin = NULL;
+    }
     uv_close((uv_handle_t *)&n->sighup, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->sigint, NULL);
@@ -61,6 +80,69 @@ static void on_sighup(uv_signal_t *h, int signum)
     }
 }
 
+static void admin_stats(void *arg, struct sl_admin_stats *out)
+{
+    const struct node *n = arg;
+    if (!n->worker) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    const struct sl_worker_stats *w = sl_worker_stats(n->worker);
+    out->client_connections_total = w->client_connections_total;
+    out->client_connections_active = w->client_connections_active;
+    out->auth_failures = w->auth_failures;
+    out->backend_connections_opened = w->backend_connections_opened;
+    out->backend_connections_active = w->backend_connections_active;
+    out->borrow_timeouts = w->borrow_timeouts;
+    out->queries = w->queries;
+}
+
+static bool admin_ready(void *arg, char *reason, size_t cap)
+{
+    const struct node *n = arg;
+    if (n->stopping) {
+        snprintf(reason, cap, "draining");
+        return false;
+    }
+    if (!n->worker) {
+        snprintf(reason, cap, "starting");
+        return false;
+    }
+    return true;
+}
+
+/* The admin API, when the configuration has an "admin" block. It runs on the same loop as the data
+ * path for now (one loop per node); its handlers only read counters. Changing the admin block needs
+ * a restart. */
+static int start_admin(struct node *n, const struct sl_config *cfg, char *err, size_t errlen)
+{
+    const struct sl_admin_listen_config *a = cfg->admin;
+    char token[SL_TOKEN_MAX + 1];
+    if (sl_secret_resolve_token(a->token, token, sizeof token, err, errlen) != 0)
+        return -1;
+    if (a->tls) {
+        n->admin_tls = sl_tls_server_ctx(cfg->tls_cert_file, cfg->tls_key_file, err, errlen);
+        if (!n->admin_tls) {
+            OPENSSL_cleanse(token, sizeof token);
+            return -1;
+        }
+    }
+    struct sl_admin_config ac = {
+        .host = a->host, .port = a->port, .token = token, .tls = n->admin_tls};
+    int rc = sl_admin_server_start(n->loop, &ac, &n->admin, err, errlen);
+    OPENSSL_cleanse(token, sizeof token); /* the server keeps only its SHA-256 */
+    if (rc != 0) {
+        if (n->admin_tls)
+            SSL_CTX_free(n->admin_tls);
+        n->admin_tls = NULL;
+        return -1;
+    }
+    n->admin_node = (struct sl_admin_node){
+        .node_id = n->node_id, .stats = admin_stats, .ready = admin_ready, .arg = n};
+    sl_admin_local_routes(n->admin, &n->admin_node);
+    return 0;
+}
+
 /* --check-config: everything a start would check short of binding ports. */
 static int check_config(const struct sl_config *cfg)
 {
@@ -73,6 +155,14 @@ static int check_config(const struct sl_config *cfg)
             bad = 1;
         }
         SSL_CTX_free(ctx);
+    }
+    if (cfg->admin) {
+        char token[SL_TOKEN_MAX + 1];
+        if (sl_secret_resolve_token(cfg->admin->token, token, sizeof token, err, sizeof err) != 0) {
+            fprintf(stderr, "sluice: admin.token: %s\n", err);
+            bad = 1;
+        }
+        OPENSSL_cleanse(token, sizeof token);
     }
     for (size_t i = 0; i < cfg->n_proxies; i++) {
         for (size_t j = 0; j < cfg->proxies[i].n_auth; j++) {
@@ -122,9 +212,19 @@ int main(int argc, char **argv)
     unsigned drain_timeout = cfg->drain_timeout;
 
     n.loop = uv_default_loop();
+    snprintf(n.node_id, sizeof n.node_id, "%s", cfg->node_id);
+    if (cfg->admin && start_admin(&n, cfg, err, sizeof err) != 0) {
+        sl_error(0, "cannot start the admin API: %s", err);
+        sl_config_free(cfg);
+        return 1;
+    }
     if (sl_worker_start(n.loop, cfg, &n.worker, err, sizeof err) != 0) {
         sl_error(0, "cannot start: %s", err);
         sl_config_free(cfg);
+        if (n.admin) {
+            sl_admin_server_close(n.admin, on_admin_closed, &n);
+            uv_run(n.loop, UV_RUN_DEFAULT);
+        }
         return 1;
     }
     uv_signal_init(n.loop, &n.sighup);

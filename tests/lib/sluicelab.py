@@ -639,6 +639,8 @@ class SluiceNode:
         self.pid: Optional[int] = None
         self.returncode: Optional[int] = None
         self.killed = False  # True when stop() had to SIGKILL
+        self.admin_port = free_port()
+        self.admin_token_file = self.state_dir / "admin.token"  # one token per state dir
 
     # -- configuration
 
@@ -680,9 +682,13 @@ class SluiceNode:
                 "targets": [{"host": h, "port": port} for h, port in targets],
                 **p.extra,
             })
+        if not self.admin_token_file.exists():
+            write_private(self.admin_token_file, random_password(32) + "\n")
         cfg = {
             "node": {"id": self.id, "az": self.az, "drain_timeout": self.drain_timeout},
             "tls": {"cert_file": str(self.tls.cert_file.resolve()), "key_file": str(self.tls.key_file.resolve())},
+            "admin": {"host": "127.0.0.1", "port": self.admin_port,
+                      "token": f"file:{self.admin_token_file.resolve()}"},
             "proxies": proxies,
         }
         for k, v in self.extra_config.items():
@@ -830,8 +836,28 @@ class SluiceNode:
         kw.setdefault("ca_file", self.tls.ca_file)
         return connect(p.host, p.port, user, password or "", database=database, **kw)
 
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def admin_request(self, path: str, *, token: Optional[str] = "default", method: str = "GET"):
+        """(status, headers, body bytes) of an admin API request; token None sends none."""
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(self.admin_url + path, method=method)
+        if token == "default":
+            token = self.admin_token_file.read_text().strip()
+        if token is not None:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
     def info(self) -> dict:
-        return {"id": self.id, "pid": self.pid, "az": self.az, "admin_url": None, "raft_address": None,
+        return {"id": self.id, "pid": self.pid, "az": self.az, "admin_url": self.admin_url,
+                "raft_address": None,
                 "config_file": str(self.config_path), "log_file": str(self.log_path),
                 "proxies": [{"name": p.name, "host": p.host, "port": p.port} for p in self.proxies]}
 
@@ -853,7 +879,7 @@ def cluster_info(nodes: Sequence[SluiceNode], db: MariaDB, tls: TLSFiles, app_us
     first = nodes[0] if nodes else None
     return {
         "nodes": [n.info() for n in nodes],
-        "admin_token_file": None,
+        "admin_token_file": str(first.admin_token_file.resolve()) if first else None,
         "tls_ca_file": str(tls.ca_file.resolve()),
         "proxies": [{"name": p.name, "port": p.port} for p in (first.proxies if first else [])],
         "database": {**db.info(), "app_user": app_user.name,

@@ -132,6 +132,34 @@ static void set_err(const char *path, const char *value, const char *expect)
     free(json);
 }
 
+static void test_admin_block(void **state)
+{
+    struct sl_config *cfg = parse_ok(minimal_json);
+    assert_null(cfg->admin); /* no block, no admin listener */
+    sl_config_free(cfg);
+
+    cfg = set_ok("admin", "{\"port\": 8080, \"token\": \"file:/etc/sluice/admin.token\"}");
+    assert_non_null(cfg->admin);
+    assert_string_equal(cfg->admin->host, "127.0.0.1");
+    assert_int_equal(cfg->admin->port, 8080);
+    assert_string_equal(cfg->admin->token, "file:/etc/sluice/admin.token");
+    assert_false(cfg->admin->tls);
+    sl_config_free(cfg);
+
+    cfg = set_ok("admin", "{\"host\": \"0.0.0.0\", \"port\": 8443, \"token\": \"env:ADMIN\", "
+                          "\"tls\": true}");
+    assert_string_equal(cfg->admin->host, "0.0.0.0");
+    assert_true(cfg->admin->tls);
+    sl_config_free(cfg);
+
+    set_err("admin", "{\"port\": 8080}", "admin.token: required");
+    set_err("admin", "{\"port\": 8080, \"token\": \"s3cret-token-in-clear\"}",
+            "admin.token: must be a secret reference: \"file:/path\" or \"env:NAME\"");
+    set_err("admin", "{\"token\": \"env:A\"}", "admin.port: required");
+    set_err("admin", "{\"port\": 8080, \"token\": \"env:A\", \"tsl\": true}",
+            "admin.tsl: unknown key");
+}
+
 static void test_defaults(void **state)
 {
     struct sl_config *cfg = parse_ok(minimal_json);
@@ -721,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_invalid_json),
         cmocka_unit_test(test_short_error_buffer),
         cmocka_unit_test(test_load),
+        cmocka_unit_test(test_admin_block),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,6 +211,40 @@ static char *write_temp(const char *data, size_t len)
     return path;
 }
 
+static void test_resolve_token(void **state)
+{
+    char tok[SL_TOKEN_MAX + 1], err[256], ref[300];
+    /* A file written with `echo token > file`: the newline is not part of the token. */
+    char *path = write_temp("  abcdefghijklmnop-0123456789\n", 30);
+    snprintf(ref, sizeof ref, "file:%s", path);
+    assert_int_equal(sl_secret_resolve_token(ref, tok, sizeof tok, err, sizeof err), 0);
+    assert_string_equal(tok, "abcdefghijklmnop-0123456789");
+    unlink(path);
+    free(path);
+
+    setenv("SLUICE_TEST_TOKEN", "0123456789abcdef", 1);
+    assert_int_equal(
+        sl_secret_resolve_token("env:SLUICE_TEST_TOKEN", tok, sizeof tok, err, sizeof err), 0);
+    assert_string_equal(tok, "0123456789abcdef");
+
+    /* Too short, inner spaces, unset: refused, and the message never holds the value. */
+    setenv("SLUICE_TEST_TOKEN", "short-token", 1);
+    assert_int_equal(
+        sl_secret_resolve_token("env:SLUICE_TEST_TOKEN", tok, sizeof tok, err, sizeof err), -1);
+    assert_null(strstr(err, "short-token"));
+    setenv("SLUICE_TEST_TOKEN", "0123456789 abcdef-ghij", 1);
+    assert_int_equal(
+        sl_secret_resolve_token("env:SLUICE_TEST_TOKEN", tok, sizeof tok, err, sizeof err), -1);
+    assert_null(strstr(err, "abcdef-ghij"));
+    unsetenv("SLUICE_TEST_TOKEN");
+    assert_int_equal(
+        sl_secret_resolve_token("env:SLUICE_TEST_TOKEN", tok, sizeof tok, err, sizeof err), -1);
+    assert_string_equal(err, "secret env:SLUICE_TEST_TOKEN: variable is not set");
+    assert_int_equal(
+        sl_secret_resolve_token("file:/nonexistent/token", tok, sizeof tok, err, sizeof err), -1);
+    assert_int_equal(sl_secret_resolve_token("vault:x", tok, sizeof tok, err, sizeof err), -1);
+}
+
 static void resolve_err(const char *ref, const char *expect)
 {
     struct sl_secret s;
@@ -361,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_resolve_file_size_limit),
         cmocka_unit_test(test_resolve_env),
         cmocka_unit_test(test_resolve_unknown_scheme),
+        cmocka_unit_test(test_resolve_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
