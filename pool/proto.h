@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/bytes.h"
+
 /* ---- framing ----------------------------------------------------------------------------------
  */
 #define SL_PKT_HDR_LEN 4
@@ -33,29 +35,8 @@ static inline void sl_pkt_hdr_put(uint8_t *h, uint32_t len, uint8_t seq)
     h[3] = seq;
 }
 
-/* ---- integers ---------------------------------------------------------------------------------
+/* ---- integers ----------------------------------------------------------------------------------
  */
-static inline uint16_t sl_get_u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-static inline uint32_t sl_get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline void sl_put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static inline void sl_put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
 /* Length-encoded integers. sl_lenenc_get advances *p; returns 0, or -1 when truncated or when the
  * first byte is 0xFB (NULL) or 0xFF (not an integer). */
 size_t sl_lenenc_size(uint64_t v);

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "base/bytes.h"
+
 static const char *const kind_names[SL_RAFT_KIND_MAX + 1] = {
     [SL_RAFT_PROXY] = "proxy",   [SL_RAFT_TARGET_GROUP] = "target_group",
     [SL_RAFT_TARGET] = "target", [SL_RAFT_SECRET] = "secret",
@@ -58,28 +60,6 @@ size_t sl_raft_cmd_size(const struct sl_raft_cmd *c)
     return pad8(SL_RAFT_CMD_HEADER + c->name_len + c->id_len + c->body_len);
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
 size_t sl_raft_cmd_encode(const struct sl_raft_cmd *c, uint8_t *out, size_t cap)
 {
     size_t size = sl_raft_cmd_size(c);
@@ -92,8 +72,8 @@ size_t sl_raft_cmd_encode(const struct sl_raft_cmd *c, uint8_t *out, size_t cap)
     out[3] = (uint8_t)c->name_len;
     out[4] = (uint8_t)c->id_len;
     memcpy(out + 8, c->req_id, SL_RAFT_REQID_LEN);
-    put_u64(out + 24, c->expected_rev);
-    put_u32(out + 32, (uint32_t)c->body_len);
+    sl_put_u64(out + 24, c->expected_rev);
+    sl_put_u32(out + 32, (uint32_t)c->body_len);
     uint8_t *p = out + SL_RAFT_CMD_HEADER;
     memcpy(p, c->name, c->name_len);
     p += c->name_len;
@@ -117,8 +97,8 @@ int sl_raft_cmd_decode(const uint8_t *buf, size_t len, struct sl_raft_cmd *c)
     d.name_len = buf[3];
     d.id_len = buf[4];
     memcpy(d.req_id, buf + 8, SL_RAFT_REQID_LEN);
-    d.expected_rev = get_u64(buf + 24);
-    d.body_len = get_u32(buf + 32);
+    d.expected_rev = sl_get_u64(buf + 24);
+    d.body_len = sl_get_u32(buf + 32);
     /* Each length is below 2^32, so the sum cannot overflow size_t; compare before pointing. */
     size_t used = SL_RAFT_CMD_HEADER + d.name_len + d.id_len + d.body_len;
     if (used > len || pad8(used) != len)

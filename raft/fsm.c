@@ -9,6 +9,7 @@
 #include <lmdb.h>
 
 #include "base/buf.h"
+#include "base/bytes.h"
 #include "base/log.h"
 
 enum {
@@ -55,28 +56,6 @@ static MDB_val val_of(const void *p, size_t n)
 static MDB_val applied_key(void)
 {
     return val_of("applied", 7);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
 }
 
 static int kind_db(enum sl_raft_kind kind)
@@ -174,14 +153,14 @@ static int get_applied(struct sl_fsm *f, MDB_txn *txn, uint64_t *index)
         return rc;
     if (v.mv_size != 8)
         return MDB_CORRUPTED;
-    *index = get_u64(v.mv_data);
+    *index = sl_get_u64(v.mv_data);
     return 0;
 }
 
 static int put_applied(struct sl_fsm *f, MDB_txn *txn, uint64_t index)
 {
     uint8_t b[8];
-    put_u64(b, index);
+    sl_put_u64(b, index);
     MDB_val k = applied_key(), v = val_of(b, sizeof b);
     return mdb_put(txn, f->dbi[DB_META], &k, &v, 0);
 }
@@ -198,7 +177,7 @@ static int get_revision(struct sl_fsm *f, MDB_txn *txn, int db, const struct key
         return rc;
     if (v.mv_size < 8)
         return MDB_CORRUPTED;
-    *rev = get_u64(v.mv_data);
+    *rev = sl_get_u64(v.mv_data);
     return 0;
 }
 
@@ -326,7 +305,7 @@ static int change(struct sl_fsm *f, MDB_txn *txn, uint64_t index, const struct s
     v.mv_size = 8 + tlen;
     if ((rc = mdb_put(txn, f->dbi[db], &kv, &v, MDB_RESERVE)) != 0)
         goto out;
-    put_u64(v.mv_data, index);
+    sl_put_u64(v.mv_data, index);
     memcpy((uint8_t *)v.mv_data + 8, text, tlen);
     res->outcome = SL_FSM_OK;
     res->revision = index;
@@ -367,9 +346,9 @@ static int record(struct sl_fsm *f, MDB_txn *txn, const uint8_t *req_id,
                   const struct sl_fsm_result *res)
 {
     uint8_t val[REQ_VAL_LEN], ik[8];
-    put_u64(val, res->index);
+    sl_put_u64(val, res->index);
     val[8] = (uint8_t)res->outcome;
-    put_u64(val + 9, res->revision);
+    sl_put_u64(val + 9, res->revision);
     for (int i = 0; i < 8; i++)
         ik[i] = (uint8_t)(res->index >> (56 - 8 * i)); /* big-endian: LMDB sorts keys bytewise */
     MDB_val rk = val_of(req_id, SL_RAFT_REQID_LEN), rv = val_of(val, sizeof val);
@@ -445,9 +424,9 @@ int sl_fsm_outcome(struct sl_fsm *fsm, const uint8_t req_id[SL_RAFT_REQID_LEN],
     int ret = 1;
     if (rc == 0 && v.mv_size == REQ_VAL_LEN) {
         const uint8_t *p = v.mv_data;
-        out->index = get_u64(p);
+        out->index = sl_get_u64(p);
         out->outcome = (enum sl_fsm_outcome)p[8];
-        out->revision = get_u64(p + 9);
+        out->revision = sl_get_u64(p + 9);
         ret = 0;
     } else if (rc != MDB_NOTFOUND) {
         ret = fail("read outcome", rc == 0 ? MDB_CORRUPTED : rc);
@@ -494,7 +473,7 @@ int sl_fsm_get(struct sl_fsm *fsm, enum sl_raft_kind kind, const char *name, con
             memcpy(s, (const uint8_t *)v.mv_data + 8, n);
             s[n] = '\0';
             *json = s;
-            *revision = get_u64(v.mv_data);
+            *revision = sl_get_u64(v.mv_data);
         }
     }
     mdb_txn_abort(txn);
@@ -525,8 +504,8 @@ static int walk(struct sl_fsm *f, MDB_txn *txn, int db, const struct key *prefix
             rc = MDB_CORRUPTED;
             break;
         }
-        ret =
-            cb(name, name_len, (const char *)v.mv_data + 8, v.mv_size - 8, get_u64(v.mv_data), arg);
+        ret = cb(name, name_len, (const char *)v.mv_data + 8, v.mv_size - 8, sl_get_u64(v.mv_data),
+                 arg);
         if (ret != 0)
             break;
     }
@@ -625,7 +604,7 @@ int sl_fsm_dump_json(struct sl_fsm *fsm, char **out)
 static int buf_u32(struct sl_buf *b, uint32_t v)
 {
     uint8_t p[4];
-    put_u32(p, v);
+    sl_put_u32(p, v);
     return sl_buf_append(b, p, sizeof p, SIZE_MAX);
 }
 
@@ -669,9 +648,9 @@ int sl_fsm_snapshot(struct sl_fsm *fsm, uint8_t **buf, size_t *len)
     uint8_t head[SNAP_HEADER];
     uint64_t applied;
     if ((rc = get_applied(fsm, txn, &applied)) == 0) {
-        put_u32(head, SNAP_MAGIC);
-        put_u32(head + 4, SNAP_VERSION);
-        put_u64(head + 8, applied);
+        sl_put_u32(head, SNAP_MAGIC);
+        sl_put_u32(head + 4, SNAP_VERSION);
+        sl_put_u64(head + 8, applied);
         if (sl_buf_append(&b, head, sizeof head, SIZE_MAX) != 0)
             rc = ENOMEM;
     }
@@ -689,9 +668,9 @@ int sl_fsm_snapshot(struct sl_fsm *fsm, uint8_t **buf, size_t *len)
 
 int sl_fsm_snapshot_applied(const uint8_t *buf, size_t len, uint64_t *applied)
 {
-    if (len < SNAP_HEADER || get_u32(buf) != SNAP_MAGIC || get_u32(buf + 4) != SNAP_VERSION)
+    if (len < SNAP_HEADER || sl_get_u32(buf) != SNAP_MAGIC || sl_get_u32(buf + 4) != SNAP_VERSION)
         return -1;
-    *applied = get_u64(buf + 8);
+    *applied = sl_get_u64(buf + 8);
     return 0;
 }
 
@@ -705,7 +684,7 @@ static int rd_u32(struct reader *r, uint32_t *v)
 {
     if (r->left < 4)
         return -1;
-    *v = get_u32(r->p);
+    *v = sl_get_u32(r->p);
     r->p += 4;
     r->left -= 4;
     return 0;
@@ -734,9 +713,9 @@ static int entry_valid(int db, const MDB_val *k, const MDB_val *v, uint64_t appl
 {
     const uint8_t *vp = v->mv_data;
     if (db == DB_REQUESTS)
-        return k->mv_size == SL_RAFT_REQID_LEN && v->mv_size == REQ_VAL_LEN && get_u64(vp) > 0 &&
-               get_u64(vp) <= applied && vp[8] >= SL_FSM_OK && vp[8] <= SL_FSM_INVALID;
-    if (v->mv_size < 8 || get_u64(vp) == 0 || get_u64(vp) > applied)
+        return k->mv_size == SL_RAFT_REQID_LEN && v->mv_size == REQ_VAL_LEN && sl_get_u64(vp) > 0 &&
+               sl_get_u64(vp) <= applied && vp[8] >= SL_FSM_OK && vp[8] <= SL_FSM_INVALID;
+    if (v->mv_size < 8 || sl_get_u64(vp) == 0 || sl_get_u64(vp) > applied)
         return 0;
     const char *name = k->mv_data;
     if (db != DB_TARGETS)
