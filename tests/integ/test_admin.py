@@ -66,3 +66,25 @@ def test_unknown_route_and_store_routes(node):
     assert status == 401
     status, headers, _ = node.admin_request("/v1/health", method="DELETE")
     assert status == 405 and headers["Allow"] == "GET"
+
+
+def sluicectl(node, *args, token=True):
+    import subprocess
+    from pathlib import Path
+    tool = Path(__file__).resolve().parents[2] / "admin" / "sluicectl"
+    cmd = [str(tool), "--url", node.admin_url]
+    if token:
+        cmd += ["--token-file", str(node.admin_token_file)]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=30)
+
+
+def test_sluicectl_health_and_stats(node):
+    r = sluicectl(node, "health")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split() == ["status", "ready", "node", "version"]
+    assert node.id in r.stdout
+    r = sluicectl(node, "--json", "stats")
+    assert r.returncode == 0, r.stderr
+    assert "client_connections" in json.loads(r.stdout)
+    r = sluicectl(node, "stats", token=False)
+    assert r.returncode == 3 and "HTTP 401" in r.stderr  # API errors exit 3, with the reason
