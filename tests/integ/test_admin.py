@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-import sluicelab
 
 
 @pytest.fixture(scope="module")
