@@ -8,7 +8,6 @@ import json
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def node(module_sluice_node, app_user):
     return module_sluice_node(users=[app_user])
