@@ -87,6 +87,9 @@ static int commit_header(struct sl_http_parser *hp)
             rc = fail(hp, 400, dup_detail);
         else if (!(*slot = dup_bytes(hp->value.data, vlen)))
             rc = fail(hp, 500, "out of memory");
+    } else if (buf_is(&hp->field, "x-sluice-forwarded")) {
+        /* Any other value is not ours: the request is then treated as coming from a client. */
+        r->forwarded = vlen == 1 && hp->value.data[0] == '1';
     } else if (buf_is(&hp->field, "expect")) {
         hp->expect_continue =
             vlen == 12 && strncasecmp((char *)hp->value.data, "100-continue", 12) == 0;

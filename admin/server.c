@@ -380,6 +380,11 @@ int sl_admin_server_port(const struct sl_admin_server *srv)
     return srv->port;
 }
 
+uv_loop_t *sl_admin_server_loop(const struct sl_admin_server *srv)
+{
+    return srv->loop;
+}
+
 void sl_admin_handle(struct sl_admin_server *srv, enum sl_route_id id, sl_admin_handler fn,
                      void *arg)
 {

@@ -58,6 +58,9 @@ int sl_admin_server_start(uv_loop_t *loop, const struct sl_admin_config *cfg,
 /* The port actually bound (useful with port 0). */
 int sl_admin_server_port(const struct sl_admin_server *srv);
 
+/* The loop the server runs on (for handlers that need timers of their own). */
+uv_loop_t *sl_admin_server_loop(const struct sl_admin_server *srv);
+
 /* Register (or replace) the handler of a route. */
 void sl_admin_handle(struct sl_admin_server *srv, enum sl_route_id id, sl_admin_handler fn,
                      void *arg);

@@ -1,5 +1,6 @@
 #include "base/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -339,6 +340,189 @@ static int parse_admin(const struct jobj *root, struct sl_config *cfg)
     return 0;
 }
 
+/* Allocates a zeroed array for the entries of ARR; *n is set first so that sl_config_free() can
+ * walk a partly filled array after an error. */
+static void *alloc_list(const struct jobj *o, json_t *arr, size_t size, size_t *n)
+{
+    void *p = calloc(json_array_size(arr), size);
+
+    if (!p) {
+        fail_oom(o);
+        return NULL;
+    }
+    *n = json_array_size(arr);
+    return p;
+}
+
+/* A dotted-quad IPv4 address: libraft 0.15 takes no host names (shared/notes/raft.md, item 11),
+ * and data addresses are compared and bound as given. */
+static bool is_ipv4(const char *s, size_t len)
+{
+    char buf[INET_ADDRSTRLEN];
+    struct in_addr a;
+
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET, buf, &a) == 1;
+}
+
+/* "a.b.c.d:port" with a port of 1..65535 in plain digits. Without a port libraft would silently
+ * listen on 8080, hence required. */
+static bool is_raft_address(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    unsigned long port = 0;
+
+    if (!colon || !is_ipv4(s, (size_t)(colon - s)) || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    for (const char *c = colon + 1; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return false;
+        port = port * 10 + (unsigned long)(*c - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
+/* "http://authority" or "https://authority": no path, query, fragment, blanks or control bytes,
+ * so that the forwarder can append a request target to it. */
+static bool is_admin_url(const char *s)
+{
+    const char *rest;
+
+    if (strncmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    else
+        return false;
+    if (!*rest || strlen(s) > HOST_MAX_LEN)
+        return false;
+    for (; *rest; rest++) {
+        if (*rest <= 0x20 || *rest >= 0x7f || strchr("/?#@", *rest))
+            return false;
+    }
+    return true;
+}
+
+static int get_checked(const struct jobj *o, const char *key, bool (*valid)(const char *),
+                       const char *expected, char **out)
+{
+    const char *s = NULL;
+
+    if (get_string(o, key, true, &s))
+        return -1;
+    if (!valid(s))
+        return fail(o, key, "must be %s", expected);
+    return dup_string(o, s, out);
+}
+
+static bool is_ipv4_string(const char *s)
+{
+    return is_ipv4(s, strlen(s));
+}
+
+static bool is_abs_path(const char *s)
+{
+    return s[0] == '/' && strlen(s) <= 4000;
+}
+
+static int get_raft_id(const struct jobj *o, uint64_t *out)
+{
+    long long id = 0;
+
+    if (get_int(o, "id", true, 1, INT64_MAX, &id))
+        return -1;
+    *out = (uint64_t)id;
+    return 0;
+}
+
+static int parse_member(const struct jobj *m, struct sl_cluster_member *mem)
+{
+    static const char *const keys[] = {"id",           "raft_address", "admin_url",
+                                       "data_address", "az",           NULL};
+
+    if (check_keys(m, keys) || get_raft_id(m, &mem->id) ||
+        get_checked(m, "raft_address", is_raft_address, "an IPv4 \"a.b.c.d:port\"",
+                    &mem->raft_address) ||
+        get_checked(m, "admin_url", is_admin_url, "\"http://host:port\" or \"https://host:port\"",
+                    &mem->admin_url) ||
+        get_checked(m, "data_address", is_ipv4_string, "an IPv4 address", &mem->data_address) ||
+        get_name(m, "az", false, "local", "._-", &mem->az))
+        return -1;
+    return 0;
+}
+
+/* initial_members: unique ids and raft addresses, and this node among them (with its own raft
+ * address), since the list becomes the voter set this node bootstraps with. */
+static int check_members(const struct jobj *cl, const struct sl_cluster_config *c)
+{
+    char path[PATH_LABEL_MAX];
+    struct jobj at = *cl;
+    bool self = false;
+
+    at.path = path;
+    for (size_t i = 0; i < c->n_initial_members; i++) {
+        const struct sl_cluster_member *m = &c->initial_members[i];
+        snprintf(path, sizeof path, "%s.initial_members[%zu]", cl->path, i);
+        for (size_t j = 0; j < i; j++) {
+            if (m->id == c->initial_members[j].id)
+                return fail(&at, "id", "%llu is already used by initial_members[%zu]",
+                            (unsigned long long)m->id, j);
+            if (strcmp(m->raft_address, c->initial_members[j].raft_address) == 0)
+                return fail(&at, "raft_address", "already used by initial_members[%zu]", j);
+        }
+        if (m->id == c->id) {
+            if (strcmp(m->raft_address, c->raft_address) != 0)
+                return fail(&at, "raft_address", "must equal cluster.raft_address for this node");
+            self = true;
+        }
+    }
+    if (c->n_initial_members > 0 && !self)
+        return fail(cl, "initial_members", "must include this node (id %llu)",
+                    (unsigned long long)c->id);
+    return 0;
+}
+
+static int parse_cluster(const struct jobj *root, struct sl_config *cfg)
+{
+    static const char *const keys[] = {"id",           "raft_address",    "data_dir",
+                                       "data_address", "initial_members", NULL};
+    char path[PATH_LABEL_MAX], mpath[PATH_LABEL_MAX];
+    struct jobj cl, child;
+    json_t *members;
+
+    if (get_object(root, "cluster", false, path, sizeof path, &cl) || check_keys(&cl, keys))
+        return -1;
+    if (!cl.obj)
+        return 0;
+    struct sl_cluster_config *c = cfg->cluster = calloc(1, sizeof *cfg->cluster);
+    if (!c)
+        return fail_oom(&cl);
+    if (get_raft_id(&cl, &c->id) ||
+        get_checked(&cl, "raft_address", is_raft_address, "an IPv4 \"a.b.c.d:port\"",
+                    &c->raft_address) ||
+        get_checked(&cl, "data_dir", is_abs_path, "an absolute path", &c->data_dir) ||
+        get_checked(&cl, "data_address", is_ipv4_string, "an IPv4 address", &c->data_address) ||
+        get_value(&cl, "initial_members", false, &members))
+        return -1;
+    if (members) {
+        if (!json_is_array(members))
+            return fail(&cl, "initial_members", "must be an array");
+        if (json_array_size(members) > 0 &&
+            !(c->initial_members =
+                  alloc_list(&cl, members, sizeof *c->initial_members, &c->n_initial_members)))
+            return -1;
+        for (size_t i = 0; i < c->n_initial_members; i++) {
+            if (list_object(&cl, "initial_members", members, i, mpath, sizeof mpath, &child) ||
+                parse_member(&child, &c->initial_members[i]))
+                return -1;
+        }
+    }
+    return check_members(&cl, c);
+}
+
 static int parse_listen(const struct jobj *px, struct sl_proxy_config *p)
 {
     static const char *const keys[] = {"host", "port", NULL};
@@ -446,20 +630,6 @@ static int parse_target(const struct jobj *t, struct sl_target_config *target)
     return 0;
 }
 
-/* Allocates a zeroed array for the entries of ARR; *n is set first so that sl_config_free() can
- * walk a partly filled array after an error. */
-static void *alloc_list(const struct jobj *o, json_t *arr, size_t size, size_t *n)
-{
-    void *p = calloc(json_array_size(arr), size);
-
-    if (!p) {
-        fail_oom(o);
-        return NULL;
-    }
-    *n = json_array_size(arr);
-    return p;
-}
-
 static int parse_proxy(const struct jobj *px, struct sl_proxy_config *p)
 {
     static const char *const keys[] = {"name",          "listen",
@@ -524,16 +694,42 @@ static int check_proxies(const struct jobj *root, const struct sl_config *cfg)
     return 0;
 }
 
-static int parse_root(const struct jobj *root, struct sl_config *cfg)
+/* The "proxies" array: required except in a cluster node's file, where it must be absent (the
+ * store is the only source of proxies); empty only in a document generated from the store. */
+static int get_proxies(const struct jobj *root, enum sl_config_origin origin,
+                       const struct sl_config *cfg, json_t **out)
 {
-    static const char *const keys[] = {"node", "tls", "admin", "proxies", NULL};
+    if (cfg->cluster) {
+        if (json_object_get(root->obj, "proxies"))
+            return fail(root, "proxies",
+                        "not allowed with \"cluster\" (the cluster's store holds the proxies)");
+        if (!cfg->admin)
+            return fail(root, "admin", "required with \"cluster\"");
+        *out = NULL;
+        return 0;
+    }
+    if (origin == SL_CONFIG_FILE)
+        return get_list(root, "proxies", out);
+    if (get_value(root, "proxies", true, out))
+        return -1;
+    return json_is_array(*out) ? 0 : fail(root, "proxies", "must be an array");
+}
+
+static int parse_root(const struct jobj *root, enum sl_config_origin origin, struct sl_config *cfg)
+{
+    static const char *const file_keys[] = {"node", "tls", "admin", "cluster", "proxies", NULL};
+    static const char *const store_keys[] = {"node", "tls", "admin", "proxies", NULL};
     char path[PATH_LABEL_MAX];
     struct jobj child;
     json_t *proxies;
 
-    if (check_keys(root, keys) || parse_node(root, cfg) || parse_tls(root, cfg) ||
-        parse_admin(root, cfg) || get_list(root, "proxies", &proxies) ||
-        !(cfg->proxies = alloc_list(root, proxies, sizeof *cfg->proxies, &cfg->n_proxies)))
+    if (check_keys(root, origin == SL_CONFIG_FILE ? file_keys : store_keys) ||
+        parse_node(root, cfg) || parse_tls(root, cfg) || parse_admin(root, cfg) ||
+        parse_cluster(root, cfg) || get_proxies(root, origin, cfg, &proxies))
+        return -1;
+    if (!proxies || json_array_size(proxies) == 0)
+        return 0;
+    if (!(cfg->proxies = alloc_list(root, proxies, sizeof *cfg->proxies, &cfg->n_proxies)))
         return -1;
     for (size_t i = 0; i < cfg->n_proxies; i++) {
         if (list_object(root, "proxies", proxies, i, path, sizeof path, &child) ||
@@ -544,6 +740,12 @@ static int parse_root(const struct jobj *root, struct sl_config *cfg)
 }
 
 int sl_config_parse(const char *json, size_t len, struct sl_config **out, char *err, size_t errlen)
+{
+    return sl_config_parse_from(SL_CONFIG_FILE, json, len, out, err, errlen);
+}
+
+int sl_config_parse_from(enum sl_config_origin origin, const char *json, size_t len,
+                         struct sl_config **out, char *err, size_t errlen)
 {
     struct jobj root = {.path = "", .err = err, .errlen = errlen};
     json_error_t jerr;
@@ -561,7 +763,7 @@ int sl_config_parse(const char *json, size_t len, struct sl_config **out, char *
         fail(&root, NULL, "the document must be a JSON object");
     } else if (!(cfg = calloc(1, sizeof *cfg))) {
         fail_oom(&root);
-    } else if (parse_root(&root, cfg)) {
+    } else if (parse_root(&root, origin, cfg)) {
         sl_config_free(cfg); /* frees whatever the failed parse had filled in */
     } else {
         *out = cfg;
@@ -637,6 +839,20 @@ void sl_config_free(struct sl_config *cfg)
         free(p->targets);
     }
     free(cfg->proxies);
+    if (cfg->cluster) {
+        for (size_t i = 0; i < cfg->cluster->n_initial_members; i++) {
+            struct sl_cluster_member *m = &cfg->cluster->initial_members[i];
+            free(m->raft_address);
+            free(m->admin_url);
+            free(m->data_address);
+            free(m->az);
+        }
+        free(cfg->cluster->initial_members);
+        free(cfg->cluster->raft_address);
+        free(cfg->cluster->data_dir);
+        free(cfg->cluster->data_address);
+        free(cfg->cluster);
+    }
     if (cfg->admin) {
         free(cfg->admin->host);
         free(cfg->admin->token);

@@ -5,6 +5,7 @@
 #include "base/log.h"
 
 static const char usage[] = "Usage: sluice --config FILE [--log-level LEVEL] [--check-config]\n"
+                            "                            [--init-cluster]\n"
                             "       sluice --help | --version\n";
 
 static const char help[] =
@@ -18,10 +19,14 @@ static const char help[] =
     "  --config FILE       JSON configuration (see docs/configuration.md); re-read on SIGHUP\n"
     "  --log-level LEVEL   debug, info (default), warn or error; logs are logfmt lines on stderr\n"
     "  --check-config      validate FILE (and resolve its secrets) and exit: 0 valid, 1 invalid\n"
+    "  --init-cluster      with a \"cluster\" block: bootstrap a new cluster with\n"
+    "                      cluster.initial_members as voters (a node that already holds Raft\n"
+    "                      state ignores it; never needed again after the first start)\n"
     "  --help              show this text\n"
     "  --version           print the version\n"
     "\n"
-    "Signals: SIGHUP reloads the configuration; SIGTERM and SIGINT drain (stop accepting, let\n"
+    "Signals: SIGHUP reloads the configuration (a cluster node's proxies come from its store and\n"
+    "follow every committed change instead); SIGTERM and SIGINT drain (stop accepting, let\n"
     "in-flight transactions finish up to node.drain_timeout seconds, then close) and exit.\n";
 
 enum sl_args_result sl_args_parse(int argc, char **argv, struct sl_args *a, FILE *out, FILE *err)
@@ -39,6 +44,10 @@ enum sl_args_result sl_args_parse(int argc, char **argv, struct sl_args *a, FILE
         }
         if (strcmp(arg, "--check-config") == 0) {
             a->check_only = 1;
+            continue;
+        }
+        if (strcmp(arg, "--init-cluster") == 0) {
+            a->init_cluster = 1;
             continue;
         }
         const char **slot = NULL;

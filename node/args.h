@@ -8,6 +8,7 @@ struct sl_args {
     const char *config_path; /* --config FILE (required to run) */
     const char *log_level;   /* --log-level debug|info|warn|error, NULL = info */
     int check_only;          /* --check-config: validate the config and exit */
+    int init_cluster;        /* --init-cluster: bootstrap the cluster of the "cluster" block */
 };
 
 enum sl_args_result { SL_ARGS_RUN, SL_ARGS_EXIT_OK, SL_ARGS_EXIT_USAGE };

@@ -1,21 +1,37 @@
 /* sluice: the node daemon. Wires the configuration source, the data-path worker and signals onto
- * one libuv loop. */
+ * one libuv loop. A node whose file has a "cluster" block also runs the Raft configuration store
+ * on that loop: the data path follows the store's committed state, and the admin API serves the
+ * store's routes (writes on a follower are forwarded to the leader). */
+#include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <uv.h>
 
+#include "admin/forward.h"
 #include "admin/local.h"
 #include "admin/server.h"
+#include "admin/store_routes.h"
 #include "base/log.h"
 #include "base/secret.h"
 #include "base/stream.h"
 #include "node/args.h"
 #include "node/config_source.h"
+#include "node/store_source.h"
 #include "pool/worker.h"
+#include "raft/store.h"
+
+/* A forwarded write waits this long for the leader's answer; above the store's own commit
+ * timeouts so that the leader's 503 arrives rather than ours. */
+#define FORWARD_TIMEOUT_MS 15000
+/* How often the leader checks that every initial member has its node resource. */
+#define REGISTER_PERIOD_MS 250
 
 struct node {
     uv_loop_t *loop;
@@ -28,7 +44,46 @@ struct node {
     bool stopping;
     unsigned drain_timeout;
     char node_id[64];
+
+    /* Cluster mode only ("cluster" block; all NULL/zero otherwise). */
+    struct sl_config *file_cfg;       /* the node's file: cluster, tls, admin */
+    struct sl_store *store;           /* NULL once closed */
+    struct sl_store_source ssrc;      /* renders the data path's config from the store */
+    const struct sl_config *data_cfg; /* what the worker runs (owned by the worker) */
+    struct sl_admin_store_routes *routes;
+    struct sl_fwd *fwd;
+    struct sl_admin_forwarder forwarder;
+    uv_timer_t register_timer;
+    uint64_t registered_term; /* term in which this node, as leader, registered the members */
+    unsigned registering;     /* node registrations in flight */
 };
+
+static void on_store_closed(void *arg)
+{
+    struct node *n = arg;
+    sl_info(0, "configuration store closed");
+    n->store = NULL;
+}
+
+/* After the drain: the admin API first (its pending requests get their answers from the store's
+ * callbacks), then the forwarder and the store. */
+static void close_cluster(struct node *n)
+{
+    if (n->routes) {
+        sl_admin_store_routes_close(n->routes);
+        n->routes = NULL;
+    }
+    if (n->fwd) {
+        sl_fwd_close(n->fwd, NULL, NULL);
+        n->fwd = NULL;
+    }
+    if (!uv_is_closing((uv_handle_t *)&n->register_timer))
+        uv_close((uv_handle_t *)&n->register_timer, NULL);
+    if (n->store) {
+        sl_store_watch(n->store, NULL, NULL);
+        sl_store_close(n->store, on_store_closed, n);
+    }
+}
 
 static void on_admin_closed(void *arg)
 {
@@ -46,6 +101,8 @@ static void on_drained(void *arg)
         sl_admin_server_close(n->admin, on_admin_closed, n);
         n->admin = NULL;
     }
+    if (n->file_cfg)
+        close_cluster(n);
     uv_close((uv_handle_t *)&n->sighup, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->sigint, NULL);
@@ -65,11 +122,140 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     sl_worker_drain(n->worker, (uint64_t)timeout * 1000, on_drained, n);
 }
 
+/* Cluster mode: bring the data path to the store's applied state (skipped when the rendered
+ * configuration did not change). */
+static void apply_store_state(struct node *n)
+{
+    struct sl_config *cfg;
+    char err[512];
+    if (sl_store_source_load(&n->ssrc, n->data_cfg, &cfg, err, sizeof err) != 0) {
+        sl_error(0, "cannot build the configuration from the store: %s", err);
+        return;
+    }
+    if (!cfg)
+        return;
+    if (sl_worker_reload(n->worker, cfg, err, sizeof err) != 0) {
+        sl_error(0, "the store's configuration was refused, keeping the running one: %s", err);
+        sl_config_free(cfg);
+        sl_store_source_forget(&n->ssrc);
+        return;
+    }
+    n->data_cfg = cfg;
+}
+
+static void on_store_applied(struct sl_store *s, uint64_t applied_index, void *arg)
+{
+    struct node *n = arg;
+    if (!n->stopping && n->worker)
+        apply_store_state(n);
+}
+
+static void on_registered(struct sl_store *s, const struct sl_store_result *r, void *arg)
+{
+    struct node *n = arg;
+    n->registering--;
+    if (r->status != SL_STORE_OK || r->fsm.outcome != SL_FSM_OK) {
+        sl_warn(0, "registering a node resource failed (%s); retrying",
+                sl_store_status_name(r->status));
+        n->registered_term = 0;
+    }
+}
+
+static char *member_body(const struct sl_cluster_member *m)
+{
+    json_t *o =
+        json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)m->id, "raft_address", m->raft_address,
+                  "admin_url", m->admin_url, "data_address", m->data_address, "az", m->az);
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    return text;
+}
+
+/* A new leader puts the node resources of initial_members that are missing, so that every node
+ * can map the leader's id to its admin URL (forwarding) and /v1/cluster can show them. Once per
+ * term, after the leader's post-election barrier. */
+static void on_register_tick(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    const struct sl_cluster_config *cl = n->file_cfg->cluster;
+    struct sl_store_info info;
+
+    if (n->stopping || !n->store || n->registering)
+        return;
+    sl_store_info(n->store, &info);
+    if (info.state != SL_STORE_LEADER || !info.leader_ready || info.term == n->registered_term)
+        return;
+    n->registered_term = info.term;
+    for (size_t i = 0; i < cl->n_initial_members; i++) {
+        const struct sl_cluster_member *m = &cl->initial_members[i];
+        char name[24], *json = NULL;
+        uint64_t rev;
+        snprintf(name, sizeof name, "%" PRIu64, m->id);
+        int rc = sl_store_get(n->store, SL_RAFT_NODE, name, NULL, &json, &rev);
+        free(json);
+        if (rc != 1)
+            continue; /* present (or unreadable: not ours to fix) */
+        char *body = member_body(m);
+        struct sl_store_change c = {
+            .op = SL_RAFT_PUT, .kind = SL_RAFT_NODE, .name = name, .body = body};
+        if (body && sl_store_propose(n->store, &c, on_registered, n) == SL_STORE_OK) {
+            n->registering++;
+            sl_info(0, "registering node %s (%s, admin %s)", name, m->raft_address, m->admin_url);
+        } else {
+            n->registered_term = 0;
+        }
+        free(body);
+    }
+}
+
+/* The leader's admin URL: its node resource, else the initial_members entry of the file. */
+static char *leader_admin_url(struct node *n, uint64_t leader_id)
+{
+    char name[24], *json = NULL, *url = NULL;
+    uint64_t rev;
+    snprintf(name, sizeof name, "%" PRIu64, leader_id);
+    if (n->store && sl_store_get(n->store, SL_RAFT_NODE, name, NULL, &json, &rev) == 0) {
+        json_t *o = json_loads(json, 0, NULL);
+        const char *u = json_string_value(json_object_get(o, "admin_url"));
+        url = u ? strdup(u) : NULL;
+        json_decref(o);
+    }
+    free(json);
+    const struct sl_cluster_config *cl = n->file_cfg->cluster;
+    for (size_t i = 0; !url && i < cl->n_initial_members; i++)
+        if (cl->initial_members[i].id == leader_id)
+            url = strdup(cl->initial_members[i].admin_url);
+    return url;
+}
+
+static void forward_write(void *arg, struct sl_admin_request *rq, uint64_t leader_id)
+{
+    struct node *n = arg;
+    char *url = n->fwd ? leader_admin_url(n, leader_id) : NULL;
+    if (!url) {
+        struct sl_http_response head = {
+            .status = 503, .content_type = SL_HTTP_PROBLEM_TYPE, .retry_after = 1};
+        char detail[96];
+        snprintf(detail, sizeof detail, "the admin URL of the leader (node %" PRIu64 ") is unknown",
+                 leader_id);
+        sl_admin_reply_json(rq, &head, sl_http_problem(503, NULL, NULL, detail));
+        return;
+    }
+    sl_fwd_send(n->fwd, rq, url);
+    free(url);
+}
+
 static void on_sighup(uv_signal_t *h, int signum)
 {
     struct node *n = h->data;
     struct sl_config *cfg;
     char err[512];
+    if (n->file_cfg) {
+        sl_info(0, "SIGHUP: proxies come from the store; re-reading it");
+        sl_store_source_forget(&n->ssrc);
+        apply_store_state(n);
+        return;
+    }
     if (n->source.load(&n->source, &cfg, err, sizeof err) != 0) {
         sl_error(0, "reload failed, keeping the running configuration: %s", err);
         return;
@@ -177,6 +363,86 @@ static int check_config(const struct sl_config *cfg)
     return bad;
 }
 
+/* Open and start the store of the "cluster" block (bootstrapping it first with --init-cluster)
+ * and render the data path's first configuration from it into *data. */
+static int start_store(struct node *n, bool init, struct sl_config **data, char *err, size_t errlen)
+{
+    const struct sl_cluster_config *cl = n->file_cfg->cluster;
+    if (mkdir(cl->data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cluster.data_dir %s: %s", cl->data_dir, strerror(errno));
+        return -1;
+    }
+    struct sl_store_options opt = {
+        .id = cl->id, .address = cl->raft_address, .data_dir = cl->data_dir};
+    if (sl_store_open(&n->store, n->loop, &opt, err, errlen) != SL_STORE_OK)
+        return -1;
+    if (init) {
+        struct sl_store_member *voters = calloc(cl->n_initial_members, sizeof *voters);
+        if (!voters) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (size_t i = 0; i < cl->n_initial_members; i++) {
+            voters[i].id = cl->initial_members[i].id;
+            voters[i].role = SL_STORE_VOTER;
+            snprintf(voters[i].address, sizeof voters[i].address, "%s",
+                     cl->initial_members[i].raft_address);
+        }
+        int rc = sl_store_bootstrap(n->store, voters, cl->n_initial_members);
+        free(voters);
+        if (rc == SL_STORE_EXISTS) {
+            sl_info(0, "--init-cluster: %s already holds Raft state; not bootstrapping again",
+                    cl->data_dir);
+        } else if (rc != SL_STORE_OK) {
+            snprintf(err, errlen, "cannot bootstrap the cluster: %s", sl_store_status_name(rc));
+            return -1;
+        } else {
+            sl_info(0, "cluster bootstrapped with %zu voters", cl->n_initial_members);
+        }
+    }
+    int rc = sl_store_start(n->store);
+    if (rc != SL_STORE_OK) {
+        snprintf(err, errlen, "cannot start the configuration store: %s", sl_store_status_name(rc));
+        return -1;
+    }
+    sl_store_source_init(&n->ssrc, n->file_cfg, n->store);
+    if (sl_store_source_load(&n->ssrc, NULL, data, err, errlen) != 0)
+        return -1;
+    uv_timer_start(&n->register_timer, on_register_tick, REGISTER_PERIOD_MS, REGISTER_PERIOD_MS);
+    sl_info(0, "configuration store started (raft id %" PRIu64 " on %s, data in %s)", cl->id,
+            cl->raft_address, cl->data_dir);
+    return 0;
+}
+
+/* The store's admin routes, with writes on a follower forwarded to the leader. */
+static int start_store_routes(struct node *n, char *err, size_t errlen)
+{
+    n->fwd = sl_fwd_new(n->loop, FORWARD_TIMEOUT_MS);
+    n->forwarder = (struct sl_admin_forwarder){.forward = forward_write, .arg = n};
+    if (n->fwd)
+        n->routes = sl_admin_store_routes(n->admin, n->store, &n->forwarder);
+    if (!n->routes) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Start-up failed part-way: close what was opened (asynchronously: run the loop until it is
+ * closed) and free the rest. */
+static void abandon_start(struct node *n)
+{
+    if (n->admin) {
+        sl_admin_server_close(n->admin, on_admin_closed, n);
+        n->admin = NULL;
+    }
+    if (n->file_cfg)
+        close_cluster(n);
+    uv_run(n->loop, UV_RUN_DEFAULT);
+    sl_store_source_free(&n->ssrc);
+    sl_config_free(n->file_cfg);
+}
+
 int main(int argc, char **argv)
 {
     struct sl_args args;
@@ -190,7 +456,7 @@ int main(int argc, char **argv)
         sl_log_parse_level(args.log_level, &lvl);
         sl_log_set_level(lvl);
     }
-    signal(SIGPIPE, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN); /* also required by raft_uv (raft/store.h) */
 
     struct node n;
     memset(&n, 0, sizeof n);
@@ -200,6 +466,18 @@ int main(int argc, char **argv)
     if (n.source.load(&n.source, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "sluice: %s\n", err);
         return 1;
+    }
+    if (args.init_cluster && !cfg->cluster) {
+        fprintf(stderr, "sluice: --init-cluster needs a \"cluster\" block in %s\n",
+                args.config_path);
+        sl_config_free(cfg);
+        return 2;
+    }
+    if (args.init_cluster && cfg->cluster->n_initial_members == 0) {
+        fprintf(stderr, "sluice: --init-cluster needs cluster.initial_members in %s\n",
+                args.config_path);
+        sl_config_free(cfg);
+        return 2;
     }
     if (args.check_only) {
         int bad = check_config(cfg);
@@ -213,20 +491,35 @@ int main(int argc, char **argv)
 
     n.loop = uv_default_loop();
     snprintf(n.node_id, sizeof n.node_id, "%s", cfg->node_id);
-    if (cfg->admin && start_admin(&n, cfg, err, sizeof err) != 0) {
+    if (cfg->cluster) {
+        /* The file configures the node; the data path's proxies come from the store. */
+        n.file_cfg = cfg;
+        cfg = NULL;
+        uv_timer_init(n.loop, &n.register_timer);
+        n.register_timer.data = &n;
+        if (start_store(&n, args.init_cluster, &cfg, err, sizeof err) != 0) {
+            sl_error(0, "cannot start: %s", err);
+            abandon_start(&n);
+            return 1;
+        }
+    }
+    const struct sl_config *node_cfg = n.file_cfg ? n.file_cfg : cfg;
+    if (node_cfg->admin && (start_admin(&n, node_cfg, err, sizeof err) != 0 ||
+                            (n.store && start_store_routes(&n, err, sizeof err) != 0))) {
         sl_error(0, "cannot start the admin API: %s", err);
         sl_config_free(cfg);
+        abandon_start(&n);
         return 1;
     }
     if (sl_worker_start(n.loop, cfg, &n.worker, err, sizeof err) != 0) {
         sl_error(0, "cannot start: %s", err);
         sl_config_free(cfg);
-        if (n.admin) {
-            sl_admin_server_close(n.admin, on_admin_closed, &n);
-            uv_run(n.loop, UV_RUN_DEFAULT);
-        }
+        abandon_start(&n);
         return 1;
     }
+    n.data_cfg = cfg;
+    if (n.store)
+        sl_store_watch(n.store, on_store_applied, &n);
     uv_signal_init(n.loop, &n.sighup);
     uv_signal_init(n.loop, &n.sigterm);
     uv_signal_init(n.loop, &n.sigint);
@@ -240,6 +533,8 @@ int main(int argc, char **argv)
     uv_run(n.loop, UV_RUN_DEFAULT);
 
     sl_worker_free(n.worker);
+    sl_store_source_free(&n.ssrc);
+    sl_config_free(n.file_cfg);
     uv_loop_close(n.loop);
     return 0;
 }

@@ -201,7 +201,8 @@ int sl_worker_start(uv_loop_t *loop, struct sl_config *cfg, struct sl_worker **o
             goto fail;
     }
     w->cfg = cfg;
-    w->proxies = calloc(cfg->n_proxies, sizeof *w->proxies);
+    /* One spare slot: a cluster node may start with no proxies, and calloc(0) may return NULL. */
+    w->proxies = calloc(cfg->n_proxies + 1, sizeof *w->proxies);
     if (!w->proxies) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -248,8 +249,9 @@ int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size
         if (!tls)
             return -1;
     }
+    /* + 1: realloc to 0 bytes (no proxies before or after) would free the array. */
     struct sl_proxy **grown =
-        realloc(w->proxies, (w->n_proxies + cfg->n_proxies) * sizeof *w->proxies);
+        realloc(w->proxies, (w->n_proxies + cfg->n_proxies + 1) * sizeof *w->proxies);
     if (!grown) {
         SSL_CTX_free(tls);
         snprintf(err, errlen, "out of memory");

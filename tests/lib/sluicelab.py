@@ -253,17 +253,24 @@ _SERVER_EXT = """[v3]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectAltName = IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,IP:127.0.0.5,DNS:localhost
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 """
 
 
+def _cert_has_ip(cert: Path, ip: str) -> bool:
+    r = subprocess.run([find_program("openssl"), "x509", "-in", str(cert), "-noout", "-ext",
+                        "subjectAltName"], capture_output=True, text=True)
+    return r.returncode == 0 and f"IP Address:{ip}" in r.stdout
+
+
 def ensure_tls(tls_dir: Union[str, Path]) -> TLSFiles:
-    """A CA and a server certificate (ECDSA P-256, SAN IP:127.0.0.1 + DNS:localhost) in tls_dir;
-    existing files are reused."""
+    """A CA and a server certificate (ECDSA P-256, SAN IP:127.0.0.1..127.0.0.5, the data addresses
+    of cluster nodes, + DNS:localhost) in tls_dir; existing files are reused when their certificate
+    has those SANs."""
     t = TLSFiles(Path(tls_dir))
-    if t.exists():
+    if t.exists() and _cert_has_ip(t.cert_file, "127.0.0.5"):
         return t
     t.dir.mkdir(parents=True, exist_ok=True)
     openssl = find_program("openssl")
@@ -840,11 +847,19 @@ class SluiceNode:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def admin_request(self, path: str, *, token: Optional[str] = "default", method: str = "GET"):
-        """(status, headers, body bytes) of an admin API request; token None sends none."""
+    def admin_request(self, path: str, *, token: Optional[str] = "default", method: str = "GET",
+                      body=None, headers: Optional[dict] = None):
+        """(status, headers, body bytes) of an admin API request; token None sends none. body: a
+        dict/list (sent as JSON), bytes, or None."""
         import urllib.error
         import urllib.request
-        req = urllib.request.Request(self.admin_url + path, method=method)
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        req = urllib.request.Request(self.admin_url + path, method=method, data=body)
+        if body is not None:
+            req.add_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
         if token == "default":
             token = self.admin_token_file.read_text().strip()
         if token is not None:
@@ -997,6 +1012,321 @@ class Cluster:
             except Exception as e:  # keep going: stop everything we can
                 say(f"  stopping {n.id} failed: {e}")
         if self.db is not None:
+            self.db.stop()
+        self.json_path.unlink(missing_ok=True)
+
+
+
+# --------------------------------------------------------------------------------------------
+# cluster mode: nodes with a Raft configuration store, proxies created through the admin API
+
+
+class ClusterNode(SluiceNode):
+    """A sluice node with a "cluster" block: no proxies in its file; they come from the Raft store.
+    `proxies` lists what the cluster is expected to serve (for connect() and the password check);
+    their host is this node's data address."""
+
+    def __init__(self, state_dir: Union[str, Path], *, index: int, data_address: str,
+                 raft_port: int, az: str, tls: TLSFiles, db: Optional[MariaDB] = None,
+                 members: Optional[list] = None, **kw):
+        super().__init__(state_dir, index=index, proxies=[], tls=tls, db=db, az=az, **kw)
+        self.raft_id = index
+        self.data_address = data_address
+        self.raft_address = f"127.0.0.1:{raft_port}"
+        self.data_dir = self.state_dir / f"{self.id}.data"
+        self.members = members if members is not None else []  # shared list of member dicts
+
+    def member(self) -> dict:
+        return {"id": self.raft_id, "raft_address": self.raft_address, "admin_url": self.admin_url,
+                "data_address": self.data_address, "az": self.az}
+
+    def build_config(self) -> dict:
+        if not self.admin_token_file.exists():
+            write_private(self.admin_token_file, random_password(32) + "\n")
+        cfg = {
+            "node": {"id": self.id, "az": self.az, "drain_timeout": self.drain_timeout},
+            "tls": {"cert_file": str(self.tls.cert_file.resolve()), "key_file": str(self.tls.key_file.resolve())},
+            "admin": {"host": "127.0.0.1", "port": self.admin_port,
+                      "token": f"file:{self.admin_token_file.resolve()}"},
+            "cluster": {"id": self.raft_id, "raft_address": self.raft_address,
+                        "data_dir": str(self.data_dir.resolve()), "data_address": self.data_address,
+                        "initial_members": list(self.members)},
+        }
+        cfg.update(self.extra_config)
+        return cfg
+
+    def start(self, timeout: float = 20.0, init_cluster: bool = False) -> "ClusterNode":
+        """Start the daemon (with --init-cluster when asked) and wait until its admin API answers."""
+        if not self.binary.exists():
+            raise LabError(f"sluice binary {self.binary} does not exist (build it, or set SLUICE_BIN)")
+        self.write_config()
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        cmd = [str(self.binary), "--config", str(self.config_path), "--log-level", self.log_level]
+        if init_cluster:
+            cmd.append("--init-cluster")
+        self.returncode, self.killed = None, False
+        with step(f"starting sluice {self.id} (raft {self.raft_address}, admin {self.admin_url})", ok="ready"):
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                             env=self._env(), start_new_session=True, close_fds=True)
+            self.pid = self.proc.pid
+            self.pid_file.write_text(f"{self.pid}\n")
+            deadline = time.monotonic() + timeout
+            while not port_answers(self.admin_port):
+                if self.proc.poll() is not None:
+                    self.returncode = self.proc.returncode
+                    self.pid_file.unlink(missing_ok=True)
+                    raise LabError(f"sluice {self.id} exited with status {self.returncode} while starting; "
+                                   f"{self.log_path} ends with:\n{self.log_text()[-4000:] or '(empty log)'}")
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise LabError(f"sluice {self.id}'s admin API did not answer within {timeout:.0f} s; "
+                                   f"{self.log_path} ends with:\n{self.log_tail()}")
+                time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL (a crash): no drain, no clean close of the store."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.returncode, self.proc, self.killed = None, None, False
+        self.pid_file.unlink(missing_ok=True)
+
+    def admin_json(self, method: str, path: str, body=None, headers: Optional[dict] = None):
+        """(status, headers, decoded JSON or None) of an admin request."""
+        status, hdrs, raw = self.admin_request(path, method=method, body=body, headers=headers)
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            doc = None
+        return status, hdrs, doc
+
+    def cluster_status(self) -> Optional[dict]:
+        try:
+            status, _, doc = self.admin_json("GET", "/v1/cluster")
+        except OSError:
+            return None
+        return doc if status == 200 else None
+
+    def info(self) -> dict:
+        d = super().info()
+        d.update(raft_id=self.raft_id, raft_address=self.raft_address, data_address=self.data_address,
+                 data_dir=str(self.data_dir))
+        return d
+
+
+def admin_write(node: ClusterNode, method: str, path: str, body=None, timeout: float = 10.0):
+    """A write through node's admin API, retried while the answer is 503 (no leader yet, election).
+    Returns (status, headers, JSON); raises LabError when it does not succeed (2xx) in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, hdrs, doc = node.admin_json(method, path, body)
+        if 200 <= status < 300:
+            return status, hdrs, doc
+        if status != 503 or time.monotonic() > deadline:
+            raise LabError(f"{method} {path} through {node.id} answered {status}: {doc}")
+        time.sleep(0.1)
+
+
+class RaftCluster:
+    """TLS + MariaDB + N cluster nodes (ids 1..N, data addresses 127.0.0.1..N, one proxy port on
+    all, raft on 127.0.0.1:<free port>, azs az-a, az-b, az-c, ...). start() bootstraps them with
+    --init-cluster and identical initial_members, waits for a leader, creates the demo proxy
+    through the admin API and waits until every node serves it."""
+
+    def __init__(self, state_dir: Union[str, Path], *, nodes: int = 3, db_port: Optional[int] = None,
+                 proxy_port: Optional[int] = None, max_connections: int = 200, app_user: str = "app",
+                 binary: Union[str, Path, None] = None, log_level: str = "info", drain_timeout: int = 5,
+                 tls: Optional[TLSFiles] = None, db: Optional[MariaDB] = None):
+        if not 1 <= nodes <= 5:
+            raise LabError("a lab cluster has 1..5 nodes (data addresses 127.0.0.1..127.0.0.5)")
+        self.state_dir = Path(state_dir).resolve()
+        self.n_nodes = nodes
+        self.db_port = db_port
+        self.proxy_port = proxy_port
+        self.max_connections = max_connections
+        self.app_user_name = app_user
+        self.binary = binary
+        self.log_level = log_level
+        self.drain_timeout = drain_timeout
+        self.tls, self.db = tls, db
+        self._own_db = db is None
+        self.nodes: list = []
+        self.members: list = []
+        self.app_user: Optional[DBUser] = None
+
+    @property
+    def json_path(self) -> Path:
+        return self.state_dir / "cluster.json"
+
+    def running_pids(self) -> list:
+        return Cluster.running_pids(self)  # same files, same rules
+
+    def _proxy_port(self) -> int:
+        addrs = [f"127.0.0.{i}" for i in range(1, self.n_nodes + 1)]
+        if self.proxy_port:
+            if not all(port_bindable(self.proxy_port, a) for a in addrs):
+                raise LabError(f"port {self.proxy_port} is taken on one of {', '.join(addrs)}")
+            return self.proxy_port
+        for cand in [6033] + [None] * 50:
+            p = free_port(cand)
+            if all(port_bindable(p, a) for a in addrs):
+                return p
+        raise LabError("no proxy port free on every data address")
+
+    @property
+    def ports_path(self) -> Path:
+        return self.state_dir / "cluster-ports.json"
+
+    def make_nodes(self) -> None:
+        """The node objects. Ports are kept in DIR/cluster-ports.json: the Raft log of a node that
+        ran before holds its members' addresses, so a restarted lab must use the same ones."""
+        azs = ["az-a", "az-b", "az-c", "az-d", "az-e"]
+        try:
+            saved = json.loads(self.ports_path.read_text())
+            if len(saved["nodes"]) != self.n_nodes:
+                raise LabError(f"{self.state_dir} holds a {len(saved['nodes'])}-node cluster; "
+                               f"use --nodes {len(saved['nodes'])} or --fresh")
+        except (OSError, ValueError, KeyError):
+            saved = None
+        self.proxy_port = saved["proxy_port"] if saved else self._proxy_port()
+        for i in range(1, self.n_nodes + 1):
+            raft_port = saved["nodes"][i - 1]["raft_port"] if saved else free_port()
+            node = ClusterNode(self.state_dir, index=i, data_address=f"127.0.0.{i}", raft_port=raft_port,
+                               az=azs[i - 1], tls=self.tls, db=self.db, binary=self.binary,
+                               log_level=self.log_level, drain_timeout=self.drain_timeout,
+                               members=self.members)
+            if saved:
+                node.admin_port = saved["nodes"][i - 1]["admin_port"]
+            self.members.append(node.member())
+            self.nodes.append(node)
+        write_cluster_json(self.ports_path, {
+            "proxy_port": self.proxy_port,
+            "nodes": [{"raft_port": int(n.raft_address.rsplit(":", 1)[1]), "admin_port": n.admin_port}
+                      for n in self.nodes]})
+
+    def start(self, create_proxy: bool = True) -> dict:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.json_path.unlink(missing_ok=True)
+        if self.tls is None:
+            self.tls = ensure_tls(self.state_dir / "tls")
+        if self.db is None:
+            self.db = MariaDB(self.state_dir, tls=self.tls, port=self.db_port,
+                              max_connections=self.max_connections)
+        try:
+            if self._own_db:
+                self.db.start()
+            pw_file = self.state_dir / f"{self.app_user_name}.password"
+            pw = pw_file.read_text().strip() if pw_file.exists() else None
+            with step(f"creating database user {self.app_user_name} and database {self.db.database}"):
+                self.app_user = self.db.create_user(self.app_user_name, pw)
+            self.make_nodes()
+            for n in self.nodes:
+                n.start(init_cluster=True)
+            self.wait_leader()
+            if create_proxy:
+                self.create_proxy(self.nodes[0])
+                self.wait_serving()
+        except BaseException:
+            self.stop()
+            raise
+        info = self.info()
+        write_cluster_json(self.json_path, info)
+        return info
+
+    def leader(self, nodes: Optional[Sequence[ClusterNode]] = None) -> Optional[ClusterNode]:
+        """The node that every given running node names as leader, if it is one of them; else None."""
+        nodes = [n for n in (nodes or self.nodes) if n.running()]
+        ids = set()
+        for n in nodes:
+            st = n.cluster_status()
+            ids.add(st.get("leader") if st else None)
+        if len(ids) != 1 or None in ids:
+            return None
+        lid = ids.pop()
+        return next((n for n in nodes if n.raft_id == lid), None)  # a dead leader is no leader
+
+    def wait_leader(self, timeout: float = 10.0, nodes=None) -> ClusterNode:
+        with step("waiting for a Raft leader", ok="elected"):
+            deadline = time.monotonic() + timeout
+            while True:
+                lead = self.leader(nodes)
+                if lead is not None:
+                    return lead
+                if time.monotonic() > deadline:
+                    raise LabError(f"no leader within {timeout:.0f} s")
+                time.sleep(0.05)
+
+    def create_proxy(self, via: ClusterNode, name: str = "main", user: Optional[DBUser] = None,
+                     auth_type: str = AUTH_NATIVE) -> None:
+        """PUT secret, PUT proxy, PUT target group, POST target through `via`'s admin API."""
+        user = user or self.app_user
+        ref = via._secret_ref(user)
+        with step(f"creating proxy {name} on port {self.proxy_port} through {via.id}'s admin API"):
+            admin_write(via, "PUT", f"/v1/secrets/{user.name}", {"ref": ref})
+            admin_write(via, "PUT", f"/v1/proxies/{name}", {
+                "engine_family": "MYSQL", "listen_port": self.proxy_port, "require_tls": True,
+                "auth": [{"auth_scheme": "SECRETS", "secret": user.name, "iam_auth": "DISABLED",
+                          "client_password_auth_type": auth_type, "description": "lab user"}]})
+            admin_write(via, "PUT", f"/v1/proxies/{name}/target-group",
+                        {"connection_pool_config": {"max_connections_percent": 100,
+                                                    "connection_borrow_timeout": 120}})
+            target = {"id": "db1", "host": self.db.host, "port": self.db.port, "role": "READ_WRITE"}
+            status, _, doc = via.admin_json("GET", f"/v1/proxies/{name}/targets")
+            known = [t for t in (doc if isinstance(doc, list) else []) if t.get("id") == "db1"]
+            if known and known[0].get("host") == target["host"] and known[0].get("port") == target["port"]:
+                pass  # a restarted lab: registered already
+            else:
+                if known:
+                    admin_write(via, "DELETE", f"/v1/proxies/{name}/targets/db1")
+                admin_write(via, "POST", f"/v1/proxies/{name}/targets", target)
+        for n in self.nodes:
+            if not any(p.name == name for p in n.proxies):
+                n.proxies.append(ProxySpec(name, port=self.proxy_port, host=n.data_address,
+                                           auth=[Auth(user, auth_type)]))
+
+    def serves(self, node: ClusterNode, name: str = "main") -> bool:
+        import pymysql
+        try:
+            with node.connect(self.app_user, proxy=name, connect_timeout=2, read_timeout=5) as c, \
+                    c.cursor() as cur:
+                cur.execute("SELECT 1")
+                return cur.fetchone() == (1,)
+        except (pymysql.err.Error, OSError):
+            return False
+
+    def wait_serving(self, timeout: float = 10.0, name: str = "main", nodes=None) -> float:
+        """Wait until every (given) node serves proxy `name`; returns the seconds it took."""
+        t0 = time.monotonic()
+        with step(f"waiting until every node serves proxy {name}", ok="serving"):
+            waiting = list(nodes or self.nodes)
+            while waiting:
+                waiting = [n for n in waiting if not (port_answers(self.proxy_port, n.data_address, 0.2)
+                                                      and self.serves(n, name))]
+                if waiting and time.monotonic() - t0 > timeout:
+                    raise LabError(f"{', '.join(n.id for n in waiting)} do not serve {name} after "
+                                   f"{timeout:.0f} s; {waiting[0].log_path} ends with:\n{waiting[0].log_tail(20)}")
+                if waiting:
+                    time.sleep(0.02)
+        return time.monotonic() - t0
+
+    def info(self) -> dict:
+        first = self.nodes[0] if self.nodes else None
+        info = cluster_info(self.nodes, self.db, self.tls, self.app_user)
+        info["proxies"] = [{"name": p.name, "port": p.port} for p in (first.proxies if first else [])]
+        return info
+
+    def alive(self) -> list:
+        return Cluster.alive(self)
+
+    def stop(self) -> None:
+        for n in reversed(self.nodes):
+            try:
+                n.stop()
+            except Exception as e:  # keep going: stop everything we can
+                say(f"  stopping {n.id} failed: {e}")
+        if self._own_db and self.db is not None:
             self.db.stop()
         self.json_path.unlink(missing_ok=True)
 

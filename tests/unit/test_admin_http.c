@@ -100,6 +100,7 @@ static void test_get_fields(void **state)
     assert_true(r.keep_alive);
     assert_null(r.body);
     assert_int_equal(r.body_len, 0);
+    assert_false(r.forwarded);
     sl_http_request_free(&r);
 
     parse_one("DELETE /metrics HTTP/1.1\r\n\r\n", &r);
@@ -107,6 +108,14 @@ static void test_get_fields(void **state)
     assert_string_equal(r.path, "/metrics");
     assert_null(r.query);
     assert_null(r.authorization);
+    sl_http_request_free(&r);
+
+    /* Only the exact value "1" marks a forwarded request. */
+    parse_one("PUT /v1/secrets/a HTTP/1.1\r\nx-sluice-forwarded: 1 \r\n\r\n", &r);
+    assert_true(r.forwarded);
+    sl_http_request_free(&r);
+    parse_one("PUT /v1/secrets/a HTTP/1.1\r\nX-Sluice-Forwarded: yes\r\n\r\n", &r);
+    assert_false(r.forwarded);
     sl_http_request_free(&r);
 }
 

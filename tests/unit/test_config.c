@@ -160,6 +160,102 @@ static void test_admin_block(void **state)
             "admin.tsl: unknown key");
 }
 
+/* A cluster node's file: "cluster" instead of "proxies", and "admin" required. */
+static const char cluster_json[] =
+    "{\"admin\": {\"port\": 8401, \"token\": \"env:TOKEN\"},"
+    " \"cluster\": {\"id\": 2, \"raft_address\": \"127.0.0.1:7002\", \"data_dir\": \"/var/lib/s\","
+    "  \"data_address\": \"127.0.0.2\", \"initial_members\": ["
+    "   {\"id\": 1, \"raft_address\": \"127.0.0.1:7001\", \"admin_url\": \"http://127.0.0.1:8400\","
+    "    \"data_address\": \"127.0.0.1\", \"az\": \"az-a\"},"
+    "   {\"id\": 2, \"raft_address\": \"127.0.0.1:7002\", \"admin_url\": \"http://127.0.0.1:8401\","
+    "    \"data_address\": \"127.0.0.2\", \"az\": \"az-b\"}]}}";
+
+static void cluster_err(const char *path, const char *value, const char *expect)
+{
+    char *json = edit(cluster_json, path, value);
+    parse_err(json, expect);
+    free(json);
+}
+
+static void test_cluster_block(void **state)
+{
+    struct sl_config *cfg = parse_ok(cluster_json);
+    assert_int_equal(cfg->n_proxies, 0);
+    assert_null(cfg->proxies);
+    assert_non_null(cfg->cluster);
+    assert_int_equal(cfg->cluster->id, 2);
+    assert_string_equal(cfg->cluster->raft_address, "127.0.0.1:7002");
+    assert_string_equal(cfg->cluster->data_dir, "/var/lib/s");
+    assert_string_equal(cfg->cluster->data_address, "127.0.0.2");
+    assert_int_equal(cfg->cluster->n_initial_members, 2);
+    assert_int_equal(cfg->cluster->initial_members[0].id, 1);
+    assert_string_equal(cfg->cluster->initial_members[0].admin_url, "http://127.0.0.1:8400");
+    assert_string_equal(cfg->cluster->initial_members[1].data_address, "127.0.0.2");
+    assert_string_equal(cfg->cluster->initial_members[1].az, "az-b");
+    sl_config_free(cfg);
+
+    char *json = edit(cluster_json, "cluster.initial_members", NULL);
+    cfg = parse_ok(json); /* a node that joins later needs no initial members */
+    assert_int_equal(cfg->cluster->n_initial_members, 0);
+    sl_config_free(cfg);
+    free(json);
+
+    cfg = parse_ok(minimal_json);
+    assert_null(cfg->cluster); /* no block, single node */
+    sl_config_free(cfg);
+
+    cluster_err("proxies", "[]",
+                "proxies: not allowed with \"cluster\" (the cluster's store holds the proxies)");
+    cluster_err("admin", NULL, "admin: required with \"cluster\"");
+    cluster_err("cluster.id", "0", "cluster.id: must be 1..9223372036854775807");
+    cluster_err("cluster.raft_address", "\"node1:7001\"",
+                "cluster.raft_address: must be an IPv4 \"a.b.c.d:port\"");
+    cluster_err("cluster.raft_address", "\"127.0.0.1\"",
+                "cluster.raft_address: must be an IPv4 \"a.b.c.d:port\"");
+    cluster_err("cluster.raft_address", "\"127.0.0.1:65536\"",
+                "cluster.raft_address: must be an IPv4 \"a.b.c.d:port\"");
+    cluster_err("cluster.data_dir", "\"rel/dir\"", "cluster.data_dir: must be an absolute path");
+    cluster_err("cluster.data_address", "\"::1\"", "cluster.data_address: must be an IPv4 address");
+    cluster_err("cluster.raft", "1", "cluster.raft: unknown key");
+    cluster_err("cluster.initial_members", "{}", "cluster.initial_members: must be an array");
+    cluster_err("cluster.initial_members[1].admin_url", "\"ftp://x\"",
+                "cluster.initial_members[1].admin_url: must be \"http://host:port\" or "
+                "\"https://host:port\"");
+    cluster_err("cluster.initial_members[1].admin_url", "\"http://h:1/path\"",
+                "cluster.initial_members[1].admin_url: must be \"http://host:port\" or "
+                "\"https://host:port\"");
+    cluster_err("cluster.initial_members[1].id", "1",
+                "cluster.initial_members[1].id: 1 is already used by initial_members[0]");
+    cluster_err("cluster.initial_members[1].raft_address", "\"127.0.0.1:7001\"",
+                "cluster.initial_members[1].raft_address: already used by initial_members[0]");
+    cluster_err("cluster.raft_address", "\"127.0.0.1:7009\"",
+                "cluster.initial_members[1].raft_address: must equal cluster.raft_address for "
+                "this node");
+    cluster_err("cluster.id", "3", "cluster.initial_members: must include this node (id 3)");
+}
+
+/* A document generated from the store may have no proxies; a file may not. */
+static void test_store_origin(void **state)
+{
+    static const char doc[] = "{\"node\": {\"id\": \"n1\"}, \"proxies\": []}";
+    struct sl_config *cfg = &sentinel;
+    char err[256] = "";
+
+    assert_int_equal(sl_config_parse_from(SL_CONFIG_STORE, doc, strlen(doc), &cfg, err, sizeof err),
+                     0);
+    assert_int_equal(cfg->n_proxies, 0);
+    sl_config_free(cfg);
+    parse_err(doc, "proxies: must have at least one entry");
+    assert_int_equal(sl_config_parse_from(SL_CONFIG_STORE, cluster_json, strlen(cluster_json), &cfg,
+                                          err, sizeof err),
+                     -1);
+    assert_string_equal(err, "cluster: unknown key");
+    static const char none[] = "{\"node\": {\"id\": \"n1\"}}";
+    assert_int_equal(
+        sl_config_parse_from(SL_CONFIG_STORE, none, strlen(none), &cfg, err, sizeof err), -1);
+    assert_string_equal(err, "proxies: required");
+}
+
 static void test_defaults(void **state)
 {
     struct sl_config *cfg = parse_ok(minimal_json);
@@ -750,6 +846,8 @@ int main(void)
         cmocka_unit_test(test_short_error_buffer),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_admin_block),
+        cmocka_unit_test(test_cluster_block),
+        cmocka_unit_test(test_store_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,438 @@
+#include "admin/forward.h"
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/buf.h"
+#include "base/list.h"
+#include "base/log.h"
+
+#define READ_CHUNK 16384
+
+struct sl_fwd {
+    uv_loop_t *loop;
+    unsigned timeout_ms;
+    struct sl_list calls; /* struct fwd_call.link, until each is freed */
+    bool closing;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+/* One forwarded request. It lives until its reply is sent and every handle it opened is closed. */
+struct fwd_call {
+    struct sl_fwd *f;
+    struct sl_list link;
+    struct sl_admin_request *rq; /* NULL once answered */
+    char host[256], port[8];
+    uv_getaddrinfo_t gai;
+    bool resolving; /* gai callback still to come */
+    uv_timer_t timer;
+    uv_tcp_t tcp;
+    bool tcp_open;
+    uv_connect_t connect;
+    uv_write_t write;
+    int open_handles;  /* close callbacks still to come */
+    struct sl_buf out; /* the request as sent */
+    http_parser parser;
+    struct sl_buf field, value, body;
+    bool in_value, complete;
+    size_t received;
+    char *content_type, *etag, *retry_after, *allow, *www_authenticate;
+    char rbuf[READ_CHUNK];
+};
+
+static void call_maybe_free(struct fwd_call *c)
+{
+    if (c->open_handles > 0 || c->resolving || c->rq)
+        return;
+    struct sl_fwd *f = c->f;
+    sl_list_remove(&c->link);
+    sl_buf_free(&c->out);
+    sl_buf_free(&c->field);
+    sl_buf_free(&c->value);
+    sl_buf_free(&c->body);
+    free(c->content_type);
+    free(c->etag);
+    free(c->retry_after);
+    free(c->allow);
+    free(c->www_authenticate);
+    free(c);
+    if (f->closing && sl_list_empty(&f->calls)) {
+        if (f->done)
+            f->done(f->done_arg);
+        free(f);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct fwd_call *c = h->data;
+    c->open_handles--;
+    call_maybe_free(c);
+}
+
+/* Stop everything the call still has going; it is freed once the callbacks are in. */
+static void call_stop(struct fwd_call *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->timer))
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (c->resolving)
+        uv_cancel((uv_req_t *)&c->gai); /* the callback still comes, with UV_ECANCELED */
+}
+
+static void answer_unavailable(struct fwd_call *c, const char *detail)
+{
+    struct sl_admin_request *rq = c->rq;
+    if (!rq)
+        return;
+    c->rq = NULL;
+    sl_warn(0, "admin: forwarding %s %s to the leader at %s:%s failed: %s", rq->http.method,
+            rq->http.path, c->host, c->port, detail);
+    struct sl_http_response head = {
+        .status = 503, .content_type = SL_HTTP_PROBLEM_TYPE, .retry_after = 1};
+    sl_admin_reply_json(rq, &head, sl_http_problem(503, NULL, NULL, detail));
+}
+
+static void fail_call(struct fwd_call *c, const char *detail)
+{
+    answer_unavailable(c, detail);
+    call_stop(c);
+    call_maybe_free(c);
+}
+
+static void relay_answer(struct fwd_call *c)
+{
+    struct sl_admin_request *rq = c->rq;
+    unsigned retry = c->retry_after ? (unsigned)strtoul(c->retry_after, NULL, 10) : 0;
+    struct sl_http_response r = {
+        .status = (int)c->parser.status_code,
+        .content_type = c->content_type,
+        .body = c->body.data,
+        .body_len = c->body.len,
+        .etag = c->etag,
+        .retry_after = retry,
+        .allow = c->allow,
+        .www_authenticate = c->www_authenticate,
+    };
+    c->rq = NULL;
+    sl_admin_reply(rq, &r);
+    call_stop(c);
+    call_maybe_free(c);
+}
+
+/* --- Response parsing ----------------------------------------------------------------------- */
+
+static struct fwd_call *call_of(http_parser *p)
+{
+    return p->data;
+}
+
+static int append(struct sl_buf *b, const char *at, size_t n)
+{
+    return sl_buf_append(b, at, n, SL_FWD_MAX_RESPONSE) == 0 ? 0 : -1;
+}
+
+static char *dup_value(const struct sl_buf *v)
+{
+    return strndup(v->len ? (const char *)v->data : "", v->len);
+}
+
+/* Keep the headers that are relayed; an entity tag loses its quotes (the server adds them). */
+static int commit_header(struct fwd_call *c)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } kept[] = {
+        {"Content-Type", offsetof(struct fwd_call, content_type)},
+        {"ETag", offsetof(struct fwd_call, etag)},
+        {"Retry-After", offsetof(struct fwd_call, retry_after)},
+        {"Allow", offsetof(struct fwd_call, allow)},
+        {"WWW-Authenticate", offsetof(struct fwd_call, www_authenticate)},
+    };
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        if (c->field.len != strlen(kept[i].name) ||
+            strncasecmp((const char *)c->field.data, kept[i].name, c->field.len) != 0)
+            continue;
+        char **slot = (char **)(void *)((char *)c + kept[i].off);
+        free(*slot);
+        if (!(*slot = dup_value(&c->value)))
+            return -1;
+        size_t len = strlen(*slot);
+        if (slot == &c->etag && len >= 2 && (*slot)[0] == '"' && (*slot)[len - 1] == '"') {
+            memmove(*slot, *slot + 1, len - 2);
+            (*slot)[len - 2] = '\0';
+        }
+    }
+    c->field.len = c->value.len = 0;
+    c->in_value = false;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    struct fwd_call *c = call_of(p);
+    if (c->in_value && commit_header(c) != 0)
+        return -1;
+    return append(&c->field, at, n);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    struct fwd_call *c = call_of(p);
+    c->in_value = true;
+    return append(&c->value, at, n);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct fwd_call *c = call_of(p);
+    return c->in_value ? commit_header(c) : 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    return append(&call_of(p)->body, at, n);
+}
+
+static int on_message_complete(http_parser *p)
+{
+    call_of(p)->complete = true;
+    return 0;
+}
+
+static const http_parser_settings response_settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* --- I/O -------------------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct fwd_call *c = h->data;
+    *buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct fwd_call *c = s->data;
+    if (!c->rq || nread == 0)
+        return;
+    if (nread == UV_EOF) {
+        /* Tells http_parser the answer ended; a body delimited by the close completes here. */
+        http_parser_execute(&c->parser, &response_settings, NULL, 0);
+        if (c->complete)
+            relay_answer(c);
+        else
+            fail_call(c, "the leader closed the connection before answering");
+        return;
+    }
+    if (nread < 0) {
+        fail_call(c, uv_strerror((int)nread));
+        return;
+    }
+    c->received += (size_t)nread;
+    size_t used = http_parser_execute(&c->parser, &response_settings, buf->base, (size_t)nread);
+    if (c->complete) {
+        relay_answer(c);
+    } else if (c->received > SL_FWD_MAX_RESPONSE) {
+        fail_call(c, "the leader's answer is too large");
+    } else if (used != (size_t)nread || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
+        fail_call(c, "the leader's answer is not valid HTTP");
+    }
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct fwd_call *c = w->data;
+    if (status < 0 && c->rq)
+        fail_call(c, uv_strerror(status));
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    struct fwd_call *c = req->data;
+    if (!c->rq)
+        return;
+    if (status < 0) {
+        fail_call(c, uv_strerror(status));
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    c->write.data = c;
+    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    if (rc == 0)
+        rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rc < 0)
+        fail_call(c, uv_strerror(rc));
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct fwd_call *c = req->data;
+    c->resolving = false;
+    if (!c->rq || status < 0) {
+        uv_freeaddrinfo(res);
+        if (c->rq)
+            fail_call(c, status == UV_ECANCELED ? "cancelled" : uv_strerror(status));
+        else
+            call_maybe_free(c);
+        return;
+    }
+    uv_tcp_init(c->f->loop, &c->tcp);
+    c->tcp.data = c;
+    c->tcp_open = true;
+    c->open_handles++;
+    c->connect.data = c;
+    int rc = uv_tcp_connect(&c->connect, &c->tcp, res->ai_addr, on_connected);
+    uv_freeaddrinfo(res);
+    if (rc < 0)
+        fail_call(c, uv_strerror(rc));
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    fail_call(t->data, "the leader did not answer in time");
+}
+
+/* --- Requests -------------------------------------------------------------------------------- */
+
+/* "http://host[:port]" or "http://[v6]:port" into c->host and c->port (default 80). */
+static const char *parse_url(struct fwd_call *c, const char *url)
+{
+    if (strncmp(url, "https://", 8) == 0)
+        return "forwarding to an https admin URL is not supported";
+    if (strncmp(url, "http://", 7) != 0)
+        return "the leader's admin URL is not an http:// URL";
+    const char *auth = url + 7, *end = auth + strcspn(auth, "/?#"), *colon, *hend;
+    if (*auth == '[') {
+        hend = memchr(auth, ']', (size_t)(end - auth));
+        if (!hend)
+            return "the leader's admin URL is malformed";
+        auth++;
+        colon = hend + 1 < end && hend[1] == ':' ? hend + 1 : NULL;
+    } else {
+        colon = memchr(auth, ':', (size_t)(end - auth));
+        hend = colon ? colon : end;
+    }
+    size_t hlen = (size_t)(hend - auth), plen = colon ? (size_t)(end - colon - 1) : 2;
+    if (hlen == 0 || hlen >= sizeof c->host || plen == 0 || plen >= sizeof c->port)
+        return "the leader's admin URL is malformed";
+    memcpy(c->host, auth, hlen);
+    c->host[hlen] = '\0';
+    if (colon) {
+        memcpy(c->port, colon + 1, plen);
+        c->port[plen] = '\0';
+    } else {
+        snprintf(c->port, sizeof c->port, "80");
+    }
+    return NULL;
+}
+
+static int put_header(struct sl_buf *b, const char *name, const char *value)
+{
+    if (!value)
+        return 0;
+    return sl_buf_append(b, name, strlen(name), SIZE_MAX) || sl_buf_append(b, ": ", 2, SIZE_MAX) ||
+           sl_buf_append(b, value, strlen(value), SIZE_MAX) ||
+           sl_buf_append(b, "\r\n", 2, SIZE_MAX);
+}
+
+static int build_request(struct fwd_call *c)
+{
+    const struct sl_http_request *h = &c->rq->http;
+    char line[64];
+    struct sl_buf *b = &c->out;
+
+    snprintf(line, sizeof line, "%zu", h->body_len);
+    if (sl_buf_append(b, h->method, strlen(h->method), SIZE_MAX) ||
+        sl_buf_append(b, " ", 1, SIZE_MAX) ||
+        sl_buf_append(b, h->path, strlen(h->path), SIZE_MAX) ||
+        (h->query && (sl_buf_append(b, "?", 1, SIZE_MAX) ||
+                      sl_buf_append(b, h->query, strlen(h->query), SIZE_MAX))) ||
+        sl_buf_append(b, " HTTP/1.1\r\nHost: ", 17, SIZE_MAX) ||
+        sl_buf_append(b, c->host, strlen(c->host), SIZE_MAX) ||
+        sl_buf_append(b, ":", 1, SIZE_MAX) ||
+        sl_buf_append(b, c->port, strlen(c->port), SIZE_MAX) ||
+        sl_buf_append(b, "\r\n", 2, SIZE_MAX) || put_header(b, "Authorization", h->authorization) ||
+        put_header(b, "Content-Type", h->content_type) || put_header(b, "If-Match", h->if_match) ||
+        put_header(b, "Content-Length", line) || put_header(b, "X-Sluice-Forwarded", "1") ||
+        put_header(b, "Connection", "close") || sl_buf_append(b, "\r\n", 2, SIZE_MAX) ||
+        (h->body_len && sl_buf_append(b, h->body, h->body_len, SIZE_MAX)))
+        return -1;
+    return 0;
+}
+
+struct sl_fwd *sl_fwd_new(uv_loop_t *loop, unsigned timeout_ms)
+{
+    struct sl_fwd *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->loop = loop;
+    f->timeout_ms = timeout_ms;
+    sl_list_init(&f->calls);
+    return f;
+}
+
+void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base_url)
+{
+    struct fwd_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        sl_admin_reply_problem(rq, 503, "out of memory");
+        return;
+    }
+    c->f = f;
+    c->rq = rq;
+    sl_list_push_back(&f->calls, &c->link);
+    uv_timer_init(f->loop, &c->timer);
+    c->timer.data = c;
+    c->open_handles = 1;
+    const char *bad = parse_url(c, base_url);
+    if (bad) {
+        fail_call(c, bad);
+        return;
+    }
+    if (build_request(c) != 0) {
+        fail_call(c, "out of memory");
+        return;
+    }
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = c;
+    uv_timer_start(&c->timer, on_timeout, f->timeout_ms, 0);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    c->gai.data = c;
+    int rc = uv_getaddrinfo(f->loop, &c->gai, on_resolved, c->host, c->port, &hints);
+    if (rc < 0) {
+        fail_call(c, uv_strerror(rc));
+        return;
+    }
+    c->resolving = true;
+}
+
+void sl_fwd_close(struct sl_fwd *f, void (*done)(void *arg), void *arg)
+{
+    f->closing = true;
+    f->done = done;
+    f->done_arg = arg;
+    if (sl_list_empty(&f->calls)) {
+        if (done)
+            done(arg);
+        free(f);
+        return;
+    }
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe (pos, tmp, &f->calls) {
+        struct fwd_call *c = sl_container_of(pos, struct fwd_call, link);
+        answer_unavailable(c, "the node is shutting down");
+        call_stop(c);
+    }
+}

@@ -1,0 +1,656 @@
+#include "admin/validate.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "base/log.h"
+
+#define NAME_RULE "must be 1..63 characters from A-Z a-z 0-9 . _ -"
+
+/* Field names are built from a prefix ("auth[0]") and a key; keys come from the client, so they
+ * are cut to fit rather than trusted to be short. */
+#define FIELD_MAX sizeof(((struct sl_validate_error *)0)->field)
+
+static void field_name(char *out, const char *prefix, const char *key)
+{
+    if (prefix && *prefix)
+        snprintf(out, FIELD_MAX, "%s.%.48s", prefix, key);
+    else
+        snprintf(out, FIELD_MAX, "%.48s", key);
+}
+
+SL_PRINTF(3, 4)
+static int fail(struct sl_validate_error *e, const char *field, const char *fmt, ...)
+{
+    char reason[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    e->status = 400;
+    snprintf(e->field, sizeof e->field, "%s", field);
+    snprintf(e->detail, sizeof e->detail, "%s: %s", field, reason);
+    return -1;
+}
+
+static int oom(struct sl_validate_error *e)
+{
+    e->status = 500;
+    snprintf(e->field, sizeof e->field, "body");
+    snprintf(e->detail, sizeof e->detail, "out of memory");
+    return -1;
+}
+
+static void clear(struct sl_validate_error *e)
+{
+    memset(e, 0, sizeof *e);
+}
+
+/* Parse the body: a JSON object, duplicate keys refused (which of two values would count is
+ * otherwise the parser's choice). */
+static json_t *load_object(const char *body, size_t len, struct sl_validate_error *e)
+{
+    json_error_t je;
+    json_t *doc = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (!doc) {
+        if (len)
+            fail(e, "body", "not valid JSON (line %d, column %d: %.80s)", je.line, je.column,
+                 je.text);
+        else
+            fail(e, "body", "must be a JSON object");
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        fail(e, "body", "must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* Every key of obj must be in allowed (NULL-terminated). */
+static int check_keys(json_t *obj, const char *prefix, const char *const *allowed,
+                      struct sl_validate_error *e)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], key) != 0)
+            i++;
+        if (!allowed[i]) {
+            char f[FIELD_MAX];
+            field_name(f, prefix, key);
+            return fail(e, f, "unknown field");
+        }
+    }
+    return 0;
+}
+
+/* Copy an integer in [min, max] (or the default when absent and has_def) to out. */
+static int take_int(json_t *in, json_t *out, const char *prefix, const char *key, json_int_t min,
+                    json_int_t max, bool has_def, json_int_t def, json_int_t *got,
+                    struct sl_validate_error *e)
+{
+    char f[FIELD_MAX];
+    json_t *v = json_object_get(in, key);
+    json_int_t n = def;
+    field_name(f, prefix, key);
+    if (!v && !has_def)
+        return fail(e, f, "required");
+    if (v) {
+        if (!json_is_integer(v))
+            return fail(e, f, "must be an integer");
+        n = json_integer_value(v);
+        if (n < min || n > max)
+            return fail(e, f, "must be %lld..%lld", (long long)min, (long long)max);
+    }
+    if (got)
+        *got = n;
+    return json_object_set_new(out, key, json_integer(n)) == 0 ? 0 : oom(e);
+}
+
+static int take_bool(json_t *in, json_t *out, const char *prefix, const char *key, bool def,
+                     struct sl_validate_error *e)
+{
+    char f[FIELD_MAX];
+    json_t *v = json_object_get(in, key);
+    field_name(f, prefix, key);
+    if (v && !json_is_boolean(v))
+        return fail(e, f, "must be true or false");
+    bool b = v ? json_is_true(v) : def;
+    return json_object_set_new(out, key, json_boolean(b)) == 0 ? 0 : oom(e);
+}
+
+/* A string that must be one of choices (NULL-terminated); def NULL makes it required. */
+static int take_enum(json_t *in, json_t *out, const char *prefix, const char *key,
+                     const char *const *choices, const char *def, const char *rule,
+                     struct sl_validate_error *e)
+{
+    char f[FIELD_MAX];
+    json_t *v = json_object_get(in, key);
+    field_name(f, prefix, key);
+    if (!v && !def)
+        return fail(e, f, "required");
+    const char *s = v ? json_string_value(v) : def;
+    size_t i = 0;
+    while (s && choices[i] && strcmp(choices[i], s) != 0)
+        i++;
+    if (!s || !choices[i])
+        return fail(e, f, "must be %s", rule);
+    return json_object_set_new(out, key, json_string(s)) == 0 ? 0 : oom(e);
+}
+
+/* A string whose content check() accepts; def NULL makes it required. */
+static int take_string(json_t *in, json_t *out, const char *prefix, const char *key,
+                       bool (*check)(const char *s), const char *def, const char *rule,
+                       const char **got, struct sl_validate_error *e)
+{
+    char f[FIELD_MAX];
+    json_t *v = json_object_get(in, key);
+    field_name(f, prefix, key);
+    if (!v && !def)
+        return fail(e, f, "required");
+    const char *s = v ? json_string_value(v) : def;
+    if (!s)
+        return fail(e, f, "must be a string");
+    if (check && !check(s))
+        return fail(e, f, "%s", rule);
+    if (got)
+        *got = s;
+    return json_object_set_new(out, key, json_string(s)) == 0 ? 0 : oom(e);
+}
+
+static bool name_ok(const char *s)
+{
+    return sl_raft_name_valid(s, strlen(s)) == 1;
+}
+
+static bool any_string(const char *s)
+{
+    return true;
+}
+
+/* A host name or address: 1..255 bytes, printable ASCII without spaces. */
+static bool host_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 255)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return false;
+    return true;
+}
+
+static bool ipv4_ok(const char *s)
+{
+    struct in_addr a;
+    return strlen(s) <= 15 && inet_pton(AF_INET, s, &a) == 1;
+}
+
+/* Decimal 1..65535 in s[0..n), no sign, no leading zero. */
+static bool port_ok(const char *s, size_t n)
+{
+    unsigned v = 0;
+    if (n == 0 || n > 5 || s[0] == '0')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    return v <= 65535;
+}
+
+/* "a.b.c.d:port", as the Raft store takes it (no host names). */
+static bool raft_address_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char host[16];
+    if (!colon || colon == s || colon - s > 15)
+        return false;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    return ipv4_ok(host) && port_ok(colon + 1, strlen(colon + 1));
+}
+
+/* "http://host:port" or "https://host:port": the base URL the other nodes forward writes to. */
+static bool admin_url_ok(const char *s)
+{
+    const char *rest;
+    if (strncmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    else
+        return false;
+    const char *colon = strrchr(rest, ':');
+    if (!colon || colon == rest)
+        return false;
+    for (const char *p = rest; p < colon; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-'))
+            return false;
+    return port_ok(colon + 1, strlen(colon + 1));
+}
+
+bool sl_validate_secret_ref(const char *ref)
+{
+    if (strncmp(ref, "file:", 5) == 0)
+        return ref[5] == '/' && ref[6] != '\0';
+    if (strncmp(ref, "env:", 4) != 0)
+        return false;
+    const char *v = ref + 4;
+    if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') || *v == '_'))
+        return false;
+    for (; *v; v++)
+        if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9') ||
+              *v == '_'))
+            return false;
+    return true;
+}
+
+/* "name", when present, must be the URL's (a GET, edited, sent back); it is not stored. */
+static int check_name_key(json_t *in, const char *name, struct sl_validate_error *e)
+{
+    json_t *v = json_object_get(in, "name");
+    if (v && !(json_is_string(v) && strcmp(json_string_value(v), name) == 0))
+        return fail(e, "name", "must be the name in the URL (\"%s\") when present", name);
+    return 0;
+}
+
+/* Dump out canonically, or NULL. */
+static char *finish(json_t *in, json_t *out, int rc, struct sl_validate_error *e)
+{
+    char *text = NULL;
+    if (rc == 0 && !(text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS)))
+        oom(e);
+    json_decref(in);
+    json_decref(out);
+    return text;
+}
+
+int sl_validate_name(const char *what, const char *name, struct sl_validate_error *e)
+{
+    clear(e);
+    return name_ok(name) ? 0 : fail(e, what, NAME_RULE);
+}
+
+char *sl_validate_secret(const char *body, size_t len, const char *name,
+                         struct sl_validate_error *e)
+{
+    static const char *const keys[] = {"ref", "name", "revision", NULL};
+    clear(e);
+    json_t *in = load_object(body, len, e);
+    if (!in)
+        return NULL;
+    json_t *out = json_object();
+    if (!out)
+        return finish(in, out, oom(e), e);
+    int rc = check_keys(in, "", keys, e);
+    if (rc == 0)
+        rc = check_name_key(in, name, e);
+    /* The rule, never the value: a password pasted here by mistake must not come back in a
+     * response or a log line. */
+    if (rc == 0)
+        rc = take_string(in, out, "", "ref", sl_validate_secret_ref, NULL,
+                         "must be \"file:\" and an absolute path, or \"env:\" and a variable name",
+                         NULL, e);
+    return finish(in, out, rc, e);
+}
+
+static int take_auth(json_t *in, json_t *out, struct sl_validate_error *e)
+{
+    static const char *const keys[] = {
+        "auth_scheme", "secret", "iam_auth", "client_password_auth_type", "description", NULL};
+    static const char *const schemes[] = {"SECRETS", NULL};
+    static const char *const iam[] = {"DISABLED", NULL};
+    static const char *const types[] = {"MYSQL_NATIVE_PASSWORD", "MYSQL_CACHING_SHA2_PASSWORD",
+                                        NULL};
+    json_t *list = json_object_get(in, "auth");
+    if (!list)
+        return fail(e, "auth", "required");
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return fail(e, "auth", "must be an array of at least one object");
+    json_t *arr = json_array();
+    if (!arr || json_object_set_new(out, "auth", arr) != 0)
+        return oom(e);
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a)
+    {
+        char p[FIELD_MAX];
+        snprintf(p, sizeof p, "auth[%zu]", i);
+        if (!json_is_object(a))
+            return fail(e, p, "must be an object");
+        json_t *o = json_object();
+        if (!o || json_array_append_new(arr, o) != 0)
+            return oom(e);
+        int rc = check_keys(a, p, keys, e);
+        if (rc == 0)
+            rc = take_enum(a, o, p, "auth_scheme", schemes, "SECRETS", "SECRETS", e);
+        if (rc == 0)
+            rc = take_string(a, o, p, "secret", name_ok, NULL,
+                             "must name a secret of /v1/secrets (" NAME_RULE ")", NULL, e);
+        if (rc == 0)
+            rc = take_enum(a, o, p, "iam_auth", iam, "DISABLED", "DISABLED", e);
+        if (rc == 0)
+            rc = take_enum(a, o, p, "client_password_auth_type", types, "MYSQL_NATIVE_PASSWORD",
+                           "MYSQL_NATIVE_PASSWORD or MYSQL_CACHING_SHA2_PASSWORD", e);
+        if (rc == 0)
+            rc = take_string(a, o, p, "description", any_string, "", "", NULL, e);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int take_endpoints(json_t *in, json_t *out, struct sl_validate_error *e)
+{
+    static const char *const keys[] = {"name", "port", "target_role", NULL};
+    static const char *const roles[] = {"READ_WRITE", "READ_ONLY", NULL};
+    json_t *list = json_object_get(in, "endpoints");
+    if (list && !json_is_array(list))
+        return fail(e, "endpoints", "must be an array");
+    json_t *arr = json_array();
+    if (!arr || json_object_set_new(out, "endpoints", arr) != 0)
+        return oom(e);
+    size_t i;
+    json_t *a;
+    json_array_foreach(list, i, a)
+    {
+        char p[FIELD_MAX];
+        const char *name = NULL;
+        snprintf(p, sizeof p, "endpoints[%zu]", i);
+        if (!json_is_object(a))
+            return fail(e, p, "must be an object");
+        json_t *o = json_object();
+        if (!o || json_array_append_new(arr, o) != 0)
+            return oom(e);
+        int rc = check_keys(a, p, keys, e);
+        if (rc == 0)
+            rc = take_string(a, o, p, "name", name_ok, NULL, NAME_RULE, &name, e);
+        if (rc == 0)
+            rc = take_int(a, o, p, "port", 1, 65535, false, 0, NULL, e);
+        if (rc == 0)
+            rc = take_enum(a, o, p, "target_role", roles, "READ_WRITE", "READ_WRITE or READ_ONLY",
+                           e);
+        if (rc != 0)
+            return rc;
+        for (size_t k = 0; k < i; k++) {
+            const char *other = json_string_value(json_object_get(json_array_get(list, k), "name"));
+            if (strcmp(other, name) == 0) {
+                char f[FIELD_MAX];
+                snprintf(f, sizeof f, "endpoints[%zu].name", i);
+                return fail(e, f, "\"%s\" is already used by endpoints[%zu]", name, k);
+            }
+        }
+    }
+    return 0;
+}
+
+char *sl_validate_proxy(const char *body, size_t len, const char *name, struct sl_validate_error *e)
+{
+    static const char *const keys[] = {
+        "engine_family", "listen_port", "require_tls", "idle_client_timeout",
+        "debug_logging", "auth",        "endpoints",   "name",
+        "revision",      NULL};
+    static const char *const engines[] = {"MYSQL", NULL};
+    clear(e);
+    json_t *in = load_object(body, len, e);
+    if (!in)
+        return NULL;
+    json_t *out = json_object();
+    if (!out)
+        return finish(in, out, oom(e), e);
+    int rc = check_keys(in, "", keys, e);
+    if (rc == 0)
+        rc = check_name_key(in, name, e);
+    if (rc == 0)
+        rc = take_enum(in, out, "", "engine_family", engines, "MYSQL", "MYSQL", e);
+    if (rc == 0)
+        rc = take_int(in, out, "", "listen_port", 1, 65535, false, 0, NULL, e);
+    if (rc == 0)
+        rc = take_bool(in, out, "", "require_tls", true, e);
+    if (rc == 0)
+        rc = take_int(in, out, "", "idle_client_timeout", 1, 28800, true, 1800, NULL, e);
+    if (rc == 0)
+        rc = take_bool(in, out, "", "debug_logging", false, e);
+    if (rc == 0)
+        rc = take_auth(in, out, e);
+    if (rc == 0)
+        rc = take_endpoints(in, out, e);
+    return finish(in, out, rc, e);
+}
+
+static int take_filters(json_t *in, json_t *out, const char *prefix, struct sl_validate_error *e)
+{
+    char f[FIELD_MAX];
+    json_t *list = json_object_get(in, "session_pinning_filters");
+    field_name(f, prefix, "session_pinning_filters");
+    if (list && !json_is_array(list))
+        return fail(e, f, "must be an array");
+    json_t *arr = json_array();
+    if (!arr || json_object_set_new(out, "session_pinning_filters", arr) != 0)
+        return oom(e);
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *s = json_string_value(v);
+        snprintf(f, sizeof f, "%s.session_pinning_filters[%zu]", prefix, i);
+        if (!s || strcmp(s, "EXCLUDE_VARIABLE_SETS") != 0)
+            return fail(e, f, "must be EXCLUDE_VARIABLE_SETS");
+        if (i > 0)
+            return fail(e, f, "EXCLUDE_VARIABLE_SETS is already listed");
+        if (json_array_append_new(arr, json_string(s)) != 0)
+            return oom(e);
+    }
+    return 0;
+}
+
+char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_error *e)
+{
+    static const char *const keys[] = {"connection_pool_config", "revision", NULL};
+    static const char *const pool_keys[] = {
+        "max_connections_percent",   "max_idle_connections_percent",
+        "connection_borrow_timeout", "init_query",
+        "session_pinning_filters",   NULL};
+    const char *p = "connection_pool_config";
+    clear(e);
+    json_t *in = load_object(body, len, e);
+    if (!in)
+        return NULL;
+    json_t *out = json_object(), *pool = json_object();
+    if (!out || !pool || json_object_set_new(out, p, pool) != 0)
+        return finish(in, out, oom(e), e);
+    int rc = check_keys(in, "", keys, e);
+    json_t *cfg = json_object_get(in, p);
+    json_t *empty = json_object();
+    if (rc == 0 && cfg && !json_is_object(cfg))
+        rc = fail(e, p, "must be an object");
+    if (rc == 0 && !cfg && !(cfg = empty))
+        rc = oom(e);
+    if (rc == 0)
+        rc = check_keys(cfg, p, pool_keys, e);
+    json_int_t max = 100;
+    if (rc == 0)
+        rc = take_int(cfg, pool, p, "max_connections_percent", 1, 100, true, 100, &max, e);
+    /* RDS Proxy's default: half the connection limit, so lowering only the limit stays valid. */
+    if (rc == 0)
+        rc = take_int(cfg, pool, p, "max_idle_connections_percent", 0, max, true, max / 2, NULL, e);
+    if (rc == 0)
+        rc = take_int(cfg, pool, p, "connection_borrow_timeout", 0, 3600, true, 120, NULL, e);
+    if (rc == 0)
+        rc = take_string(cfg, pool, p, "init_query", any_string, "", "", NULL, e);
+    if (rc == 0)
+        rc = take_filters(cfg, pool, p, e);
+    json_decref(empty);
+    return finish(in, out, rc, e);
+}
+
+char *sl_validate_target(const char *body, size_t len, char id_out[SL_RAFT_NAME_MAX + 1],
+                         struct sl_validate_error *e)
+{
+    static const char *const keys[] = {"id", "host", "port", "role", "revision", NULL};
+    static const char *const roles[] = {"READ_WRITE", "READ_ONLY", NULL};
+    const char *id = NULL;
+    clear(e);
+    json_t *in = load_object(body, len, e);
+    if (!in)
+        return NULL;
+    json_t *out = json_object();
+    if (!out)
+        return finish(in, out, oom(e), e);
+    int rc = check_keys(in, "", keys, e);
+    if (rc == 0)
+        rc = take_string(in, out, "", "id", name_ok, NULL, NAME_RULE, &id, e);
+    if (rc == 0)
+        rc = take_string(in, out, "", "host", host_ok, NULL,
+                         "must be 1..255 bytes of printable ASCII without spaces", NULL, e);
+    if (rc == 0)
+        rc = take_int(in, out, "", "port", 1, 65535, true, 3306, NULL, e);
+    if (rc == 0)
+        rc = take_enum(in, out, "", "role", roles, "READ_WRITE", "READ_WRITE or READ_ONLY", e);
+    if (rc == 0)
+        snprintf(id_out, SL_RAFT_NAME_MAX + 1, "%s", id);
+    return finish(in, out, rc, e);
+}
+
+char *sl_validate_node(const char *body, size_t len, uint64_t *id_out,
+                       char raft_address_out[SL_VALIDATE_ADDR_MAX], struct sl_validate_error *e)
+{
+    static const char *const keys[] = {"id", "raft_address", "admin_url", "data_address",
+                                       "az", "revision",     NULL};
+    const char *addr = NULL;
+    json_int_t id = 0;
+    clear(e);
+    json_t *in = load_object(body, len, e);
+    if (!in)
+        return NULL;
+    json_t *out = json_object();
+    if (!out)
+        return finish(in, out, oom(e), e);
+    int rc = check_keys(in, "", keys, e);
+    if (rc == 0)
+        rc = take_int(in, out, "", "id", 1, INT64_MAX, false, 0, &id, e);
+    if (rc == 0)
+        rc = take_string(in, out, "", "raft_address", raft_address_ok, NULL,
+                         "must be an IPv4 address and a port, as in \"10.0.0.1:7001\"", &addr, e);
+    if (rc == 0)
+        rc = take_string(in, out, "", "admin_url", admin_url_ok, NULL,
+                         "must be \"http://host:port\" or \"https://host:port\"", NULL, e);
+    if (rc == 0)
+        rc = take_string(in, out, "", "data_address", ipv4_ok, NULL, "must be an IPv4 address",
+                         NULL, e);
+    if (rc == 0)
+        rc = take_string(in, out, "", "az", name_ok, NULL, NAME_RULE, NULL, e);
+    if (rc == 0) {
+        *id_out = (uint64_t)id;
+        snprintf(raft_address_out, SL_VALIDATE_ADDR_MAX, "%s", addr);
+    }
+    return finish(in, out, rc, e);
+}
+
+int sl_validate_transfer(const char *body, size_t len, uint64_t *id, struct sl_validate_error *e)
+{
+    static const char *const keys[] = {"id", NULL};
+    clear(e);
+    *id = 0;
+    if (len == 0)
+        return 0;
+    json_t *in = load_object(body, len, e);
+    if (!in)
+        return -1;
+    json_t *out = json_object();
+    json_int_t n = 0;
+    int rc = out ? check_keys(in, "", keys, e) : oom(e);
+    if (rc == 0)
+        rc = take_int(in, out, "", "id", 1, INT64_MAX, true, 0, &n, e);
+    if (rc == 0)
+        *id = (uint64_t)n;
+    json_decref(in);
+    json_decref(out);
+    return rc;
+}
+
+/* Decimal digits s[0..n) as a u64; no sign, no leading zero, no overflow. */
+static int parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 20 || (s[0] == '0' && n > 1))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int sl_validate_node_id(const char *s, uint64_t *id)
+{
+    return parse_u64(s, strlen(s), id) == 0 && *id > 0 ? 0 : -1;
+}
+
+int sl_validate_if_match(const char *value, uint64_t *revision)
+{
+    size_t n = strlen(value);
+    /* Entity tags are quoted (RFC 9110); the bare number is accepted for hand-written calls. */
+    if (n >= 2 && value[0] == '"' && value[n - 1] == '"') {
+        value++;
+        n -= 2;
+    }
+    return parse_u64(value, n, revision) == 0 && *revision > 0 ? 0 : -1;
+}
+
+int sl_validate_query(const char *query, struct sl_read_query *q, struct sl_validate_error *e)
+{
+    bool seen_consistent = false, seen_min = false;
+    clear(e);
+    memset(q, 0, sizeof *q);
+    if (!query)
+        return 0;
+    const char *p = query;
+    for (;;) {
+        const char *end = strchr(p, '&');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        size_t klen = eq ? (size_t)(eq - p) : n;
+        const char *v = eq ? eq + 1 : p + n;
+        size_t vlen = (size_t)(p + n - v);
+        if (klen == 10 && strncmp(p, "consistent", 10) == 0) {
+            if (seen_consistent)
+                return fail(e, "consistent", "given more than once");
+            seen_consistent = true;
+            if (vlen == 4 && strncmp(v, "true", 4) == 0)
+                q->consistent = true;
+            else if (!(vlen == 5 && strncmp(v, "false", 5) == 0))
+                return fail(e, "consistent", "must be true or false");
+        } else if (klen == 12 && strncmp(p, "min_revision", 12) == 0) {
+            if (seen_min)
+                return fail(e, "min_revision", "given more than once");
+            seen_min = true;
+            if (parse_u64(v, vlen, &q->min_revision) != 0)
+                return fail(e, "min_revision", "must be a revision (a decimal number)");
+        } else {
+            char f[FIELD_MAX];
+            snprintf(f, sizeof f, "%.*s", (int)(klen > 48 ? 48 : klen), p);
+            return fail(e, f, "unknown query parameter (known: consistent, min_revision)");
+        }
+        if (!end)
+            return 0;
+        p = end + 1;
+    }
+}

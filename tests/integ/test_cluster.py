@@ -1,0 +1,129 @@
+"""Three sluice nodes with the Raft configuration store, as real processes (issue 3, acceptance 1-3).
+
+One cluster for the whole file; the tests run in order and build on each other:
+  1. a proxy created through a follower's admin API (forwarded to the leader) is served by all three
+     nodes within a second;
+  2. kill -9 of the leader: a new leader within 3 s, writes through a survivor work, and the old
+     leader restarted without --init-cluster catches up (same applied index, GET /v1/proxies equal
+     byte for byte);
+  3. all three restarted: the configuration is intact and nothing was applied again.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import sluicelab  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_dir, tls, mariadb, app_user):
+    c = sluicelab.RaftCluster(lab_dir / "raft", nodes=3, tls=tls, db=mariadb, app_user=app_user.name)
+    c.app_user = app_user
+    c.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        c.make_nodes()
+        for n in c.nodes:
+            n.start(init_cluster=True)
+    except sluicelab.LabError as e:
+        c.stop()
+        pytest.fail(str(e), pytrace=False)
+    yield c
+    problems = []
+    for n in c.nodes:
+        n.stop()
+        mine = n.problems(0)
+        if mine:
+            problems += mine + [f"{n.log_path} ends with:\n{n.log_tail(40)}"]
+    if problems:
+        pytest.fail("cluster teardown:\n" + "\n".join(problems), pytrace=False)
+
+
+def query_through(cluster, node) -> tuple:
+    with node.connect(cluster.app_user, connect_timeout=5, read_timeout=10) as c, c.cursor() as cur:
+        cur.execute("SELECT CURRENT_USER(), DATABASE(), 40 + 2")
+        return cur.fetchone()
+
+
+def proxies_bytes(node) -> bytes:
+    status, _, body = node.admin_request("/v1/proxies")
+    assert status == 200, body
+    return body
+
+
+def wait_converged(nodes, timeout=10.0) -> int:
+    """Wait until every node reports the same applied index; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        applied = [(n.cluster_status() or {}).get("applied_index") for n in nodes]
+        if None not in applied and len(set(applied)) == 1:
+            return applied[0]
+        assert time.monotonic() < deadline, f"applied indexes differ: {applied}"
+        time.sleep(0.05)
+
+
+def test_proxy_created_through_a_follower_is_served_by_every_node(cluster):
+    leader = cluster.wait_leader()
+    follower = next(n for n in cluster.nodes if n is not leader)
+    cluster.create_proxy(follower)  # every write is forwarded by the follower to the leader
+    took = cluster.wait_serving(timeout=5.0)
+    assert took < 1.0, f"the proxy was served by every node only after {took:.2f} s"
+    for n in cluster.nodes:
+        user, db, answer = query_through(cluster, n)
+        assert (user.split("@")[0], db, answer) == (cluster.app_user.name, "app", 42), n.id
+    # The follower's forwarded answer carries the revision like the leader's own.
+    status, hdrs, doc = follower.admin_json("PUT", "/v1/proxies/main/target-group",
+                                            {"connection_pool_config": {"max_connections_percent": 90}})
+    assert status == 200, doc
+    assert hdrs.get("ETag"), hdrs
+    # Forwarded writes are not forwarded again: a node that is not leader answers 503 instead.
+    status, hdrs, doc = follower.admin_json("PUT", "/v1/secrets/loop", {"ref": "env:LOOP"},
+                                            headers={"X-Sluice-Forwarded": "1"})
+    assert status == 503 and hdrs.get("Retry-After") == "1", (status, doc)
+    wait_converged(cluster.nodes)
+    assert len({proxies_bytes(n) for n in cluster.nodes}) == 1
+
+
+def test_leader_killed_new_leader_and_old_one_catches_up(cluster):
+    old = cluster.wait_leader()
+    survivors = [n for n in cluster.nodes if n is not old]
+    old.kill()
+    t0 = time.monotonic()
+    new = cluster.wait_leader(timeout=3.0, nodes=survivors)
+    assert time.monotonic() - t0 < 3.0
+    assert new is not old
+    # Writes through either survivor keep working (one of them forwards).
+    via = next(n for n in survivors if n is not new)
+    sluicelab.admin_write(via, "PUT", "/v1/secrets/after-failover", {"ref": "env:AFTER_FAILOVER"})
+    sluicelab.admin_write(new, "PUT", "/v1/proxies/main/target-group",
+                          {"connection_pool_config": {"max_connections_percent": 80}})
+    for n in survivors:
+        assert query_through(cluster, n)[2] == 42
+    old.start()  # no --init-cluster: a restarted node never bootstraps again
+    wait_converged(cluster.nodes)
+    assert len({proxies_bytes(n) for n in cluster.nodes}) == 1
+    status, _, doc = old.admin_json("GET", "/v1/secrets/after-failover")
+    assert status == 200 and doc["ref"] == "env:AFTER_FAILOVER", doc
+    cluster.wait_serving(timeout=5.0, nodes=[old])
+
+
+def test_all_nodes_restarted_keep_the_configuration(cluster):
+    wait_converged(cluster.nodes)
+    before = proxies_bytes(cluster.nodes[0])
+    secrets_before = cluster.nodes[0].admin_request("/v1/secrets")[2]
+    for n in cluster.nodes:
+        assert n.stop() == 0
+    for n in cluster.nodes:
+        n.start()
+    cluster.wait_leader()
+    wait_converged(cluster.nodes)
+    for n in cluster.nodes:
+        # Same bytes, revisions included: nothing was applied a second time.
+        assert proxies_bytes(n) == before, n.id
+        assert n.admin_request("/v1/secrets")[2] == secrets_before, n.id
+    cluster.wait_serving(timeout=5.0)

@@ -1,0 +1,165 @@
+/* node/store_source: rendering the data path's configuration from a store dump (pure part). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "base/config.h"
+#include "node/store_source.h"
+
+static const char file_json[] =
+    "{\"node\": {\"id\": \"n2\"},"
+    " \"tls\": {\"cert_file\": \"/c.pem\", \"key_file\": \"/k.pem\"},"
+    " \"admin\": {\"port\": 8401, \"token\": \"env:TOKEN\"},"
+    " \"cluster\": {\"id\": 2, \"raft_address\": \"127.0.0.1:7002\", \"data_dir\": \"/d\","
+    "  \"data_address\": \"127.0.0.2\"}}";
+
+/* A dump as sl_store_dump gives it: the demo proxy, plus proxies that cannot be served. */
+static const char dump_json[] =
+    "{\"nodes\":{},"
+    "\"proxies\":{"
+    " \"main\":{\"auth\":[{\"auth_scheme\":\"SECRETS\",\"client_password_auth_type\":"
+    "\"MYSQL_NATIVE_PASSWORD\",\"description\":\"app\",\"iam_auth\":\"DISABLED\",\"secret\":"
+    "\"app\"}],"
+    "  \"debug_logging\":false,\"endpoints\":[],\"engine_family\":\"MYSQL\","
+    "  \"idle_client_timeout\":900,\"listen_port\":6033,\"require_tls\":true,\"revision\":3},"
+    " \"nosecret\":{\"auth\":[{\"secret\":\"gone\"}],\"listen_port\":6034,\"revision\":4},"
+    " \"notargets\":{\"auth\":[{\"secret\":\"app\"}],\"listen_port\":6035,\"revision\":5},"
+    " \"sameport\":{\"auth\":[{\"secret\":\"app\"}],\"listen_port\":6033,\"revision\":6},"
+    " \"badtimeout\":{\"auth\":[{\"secret\":\"app\"}],\"listen_port\":6036,"
+    "  \"idle_client_timeout\":0,\"revision\":7}},"
+    "\"secrets\":{\"app\":{\"ref\":\"file:/s/app.json\",\"revision\":2}},"
+    "\"target_groups\":{\"main\":{\"connection_pool_config\":{\"max_connections_percent\":40},"
+    " \"revision\":8}},"
+    "\"targets\":{"
+    " \"main\":{\"a-reader\":{\"host\":\"10.0.0.2\",\"id\":\"a-reader\",\"port\":3307,"
+    "  \"role\":\"READ_ONLY\",\"revision\":9},"
+    "  \"b-writer\":{\"host\":\"10.0.0.1\",\"id\":\"b-writer\",\"port\":3306,"
+    "  \"role\":\"READ_WRITE\",\"revision\":10}},"
+    " \"nosecret\":{\"t\":{\"host\":\"h\",\"port\":1,\"revision\":11}},"
+    " \"sameport\":{\"t\":{\"host\":\"h\",\"port\":1,\"revision\":12}},"
+    " \"badtimeout\":{\"t\":{\"host\":\"h\",\"port\":1,\"revision\":13}}}}";
+
+static struct sl_config *parse(enum sl_config_origin origin, const char *json)
+{
+    struct sl_config *cfg = NULL;
+    char err[256] = "";
+    if (sl_config_parse_from(origin, json, strlen(json), &cfg, err, sizeof err) != 0)
+        fail_msg("unexpected error: %s\nin %s", err, json);
+    return cfg;
+}
+
+static void test_render(void **state)
+{
+    struct sl_config *file = parse(SL_CONFIG_FILE, file_json);
+    struct sl_store_render r;
+    char err[256];
+
+    assert_int_equal(sl_store_render_config(file, dump_json, NULL, &r, err, sizeof err), 0);
+    struct sl_config *cfg = parse(SL_CONFIG_STORE, r.doc);
+    assert_string_equal(cfg->node_id, "n2");
+    assert_string_equal(cfg->tls_cert_file, "/c.pem");
+    assert_null(cfg->cluster);
+    assert_int_equal(cfg->n_proxies, 1); /* only main can be served */
+    const struct sl_proxy_config *p = &cfg->proxies[0];
+    assert_string_equal(p->name, "main");
+    assert_string_equal(p->listen_host, "127.0.0.2"); /* this node's data address */
+    assert_int_equal(p->listen_port, 6033);
+    assert_int_equal(p->idle_client_timeout, 900);
+    assert_int_equal(p->n_auth, 1);
+    assert_string_equal(p->auth[0].secret, "file:/s/app.json"); /* name resolved */
+    assert_string_equal(p->auth[0].description, "app");
+    assert_int_equal(p->pool.max_connections_percent, 40);
+    assert_int_equal(p->pool.max_idle_connections_percent, 20);
+    assert_int_equal(p->n_targets, 2);
+    assert_string_equal(p->targets[0].host, "10.0.0.1"); /* READ_WRITE first */
+    assert_string_equal(p->targets[1].host, "10.0.0.2");
+    assert_int_equal(p->targets[1].port, 3307);
+    assert_non_null(strstr(r.notes, "proxy nosecret: not served: auth[0].secret names no secret "
+                                    "in the store\n"));
+    assert_non_null(strstr(r.notes, "proxy notargets: not served: no targets registered\n"));
+    assert_non_null(strstr(r.notes, "proxy sameport: not served: listen_port 6033 is already used "
+                                    "by proxy main\n"));
+    assert_non_null(
+        strstr(r.notes, "proxy badtimeout: not served: idle_client_timeout: must be 1..28800\n"));
+
+    /* A target change for a running proxy keeps the running targets and says why. */
+    struct sl_config *running = cfg;
+    free(running->proxies[0].targets[1].host);
+    running->proxies[0].targets[1].host = strdup("10.0.0.9");
+    struct sl_store_render r2;
+    assert_int_equal(sl_store_render_config(file, dump_json, running, &r2, err, sizeof err), 0);
+    cfg = parse(SL_CONFIG_STORE, r2.doc);
+    assert_string_equal(cfg->proxies[0].targets[1].host, "10.0.0.9");
+    assert_non_null(strstr(r2.notes, "proxy main: targets changed in the store; the change needs "
+                                     "a restart of this node"));
+    sl_config_free(cfg);
+    sl_config_free(running);
+    sl_store_render_free(&r2);
+    sl_store_render_free(&r);
+    sl_config_free(file);
+}
+
+static void test_empty_store(void **state)
+{
+    static const char empty[] =
+        "{\"nodes\":{},\"proxies\":{},\"secrets\":{},\"target_groups\":{},\"targets\":{}}";
+    struct sl_config *file = parse(SL_CONFIG_FILE, file_json);
+    struct sl_store_render r;
+    char err[256];
+
+    assert_int_equal(sl_store_render_config(file, empty, NULL, &r, err, sizeof err), 0);
+    struct sl_config *cfg = parse(SL_CONFIG_STORE, r.doc);
+    assert_int_equal(cfg->n_proxies, 0);
+    assert_string_equal(r.notes, "");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+
+    assert_int_equal(sl_store_render_config(file, "[]", NULL, &r, err, sizeof err), -1);
+    assert_string_equal(err, "the store's dump is not a configuration document");
+    sl_config_free(file);
+}
+
+/* require_tls (the default) on a node without a "tls" block: left out, not fatal. */
+static void test_no_tls(void **state)
+{
+    static const char dump[] =
+        "{\"proxies\":{\"p\":{\"auth\":[{\"secret\":\"s\"}],\"listen_port\":6033},"
+        " \"q\":{\"auth\":[{\"secret\":\"s\"}],\"listen_port\":6034,\"require_tls\":false}},"
+        "\"secrets\":{\"s\":{\"ref\":\"env:S\"}},\"target_groups\":{},"
+        "\"targets\":{\"p\":{\"t\":{\"host\":\"h\"}},\"q\":{\"t\":{\"host\":\"h\"}}}}";
+    json_t *f = json_loads(file_json, 0, NULL);
+    json_object_del(f, "tls");
+    char *text = json_dumps(f, 0);
+    struct sl_config *file = parse(SL_CONFIG_FILE, text);
+    struct sl_store_render r;
+    char err[256];
+
+    assert_int_equal(sl_store_render_config(file, dump, NULL, &r, err, sizeof err), 0);
+    struct sl_config *cfg = parse(SL_CONFIG_STORE, r.doc);
+    assert_int_equal(cfg->n_proxies, 1);
+    assert_string_equal(cfg->proxies[0].name, "q");
+    assert_int_equal(cfg->proxies[0].targets[0].port, 3306);
+    assert_string_equal(r.notes, "proxy p: not served: require_tls is true but this node has no "
+                                 "\"tls\" block\n");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+    sl_config_free(file);
+    free(text);
+    json_decref(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_empty_store),
+        cmocka_unit_test(test_no_tls),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
