@@ -127,3 +127,29 @@ def test_all_nodes_restarted_keep_the_configuration(cluster):
         assert proxies_bytes(n) == before, n.id
         assert n.admin_request("/v1/secrets")[2] == secrets_before, n.id
     cluster.wait_serving(timeout=5.0)
+
+
+def test_sluicectl_against_the_cluster(cluster):
+    """sluicectl writes through a follower (forwarded), reads from another node, and reports an
+    If-Match conflict as an API error."""
+    import json
+    import subprocess
+    tool = Path(__file__).resolve().parents[2] / "admin" / "sluicectl"
+
+    def ctl(node, *args):
+        cmd = [str(tool), "--url", node.admin_url, "--token-file", str(node.admin_token_file), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+
+    n1, n2, n3 = cluster.nodes
+    r = ctl(n2, "--json", "put", "secret", "ctl-secret", '{"ref": "env:SLUICECTL_TEST"}')
+    assert r.returncode == 0, r.stderr
+    rev = json.loads(r.stdout)["revision"]
+    wait_converged(cluster.nodes)
+    r = ctl(n3, "list", "secrets")
+    assert r.returncode == 0 and "ctl-secret" in r.stdout and "env:SLUICECTL_TEST" in r.stdout
+    r = ctl(n1, "put", "secret", "ctl-secret", '{"ref": "env:OTHER"}', "--if-match", str(rev + 100))
+    assert r.returncode == 3 and "HTTP 412" in r.stderr
+    r = ctl(n1, "cluster")
+    assert r.returncode == 0 and r.stdout.startswith("leader: ") and "az-a" in r.stdout
+    r = ctl(n3, "delete", "secret", "ctl-secret", "--if-match", str(rev))
+    assert r.returncode == 0, r.stderr
