@@ -46,10 +46,9 @@ struct node {
     char node_id[64];
 
     /* Cluster mode only ("cluster" block; all NULL/zero otherwise). */
-    struct sl_config *file_cfg;       /* the node's file: cluster, tls, admin */
-    struct sl_store *store;           /* NULL once closed */
-    struct sl_store_source ssrc;      /* renders the data path's config from the store */
-    const struct sl_config *data_cfg; /* what the worker runs (owned by the worker) */
+    struct sl_config *file_cfg;  /* the node's file: cluster, tls, admin */
+    struct sl_store *store;      /* NULL once closed */
+    struct sl_store_source ssrc; /* renders the data path's config from the store */
     struct sl_admin_store_routes *routes;
     struct sl_fwd *fwd;
     struct sl_admin_forwarder forwarder;
@@ -128,7 +127,7 @@ static void apply_store_state(struct node *n)
 {
     struct sl_config *cfg;
     char err[512];
-    if (sl_store_source_load(&n->ssrc, n->data_cfg, &cfg, err, sizeof err) != 0) {
+    if (sl_store_source_load(&n->ssrc, &cfg, err, sizeof err) != 0) {
         sl_error(0, "cannot build the configuration from the store: %s", err);
         return;
     }
@@ -140,7 +139,6 @@ static void apply_store_state(struct node *n)
         sl_store_source_forget(&n->ssrc);
         return;
     }
-    n->data_cfg = cfg;
 }
 
 static void on_store_applied(struct sl_store *s, uint64_t applied_index, void *arg)
@@ -406,7 +404,7 @@ static int start_store(struct node *n, bool init, struct sl_config **data, char 
         return -1;
     }
     sl_store_source_init(&n->ssrc, n->file_cfg, n->store);
-    if (sl_store_source_load(&n->ssrc, NULL, data, err, errlen) != 0)
+    if (sl_store_source_load(&n->ssrc, data, err, errlen) != 0)
         return -1;
     uv_timer_start(&n->register_timer, on_register_tick, REGISTER_PERIOD_MS, REGISTER_PERIOD_MS);
     sl_info(0, "configuration store started (raft id %" PRIu64 " on %s, data in %s)", cl->id,
@@ -517,7 +515,6 @@ int main(int argc, char **argv)
         abandon_start(&n);
         return 1;
     }
-    n.data_cfg = cfg;
     if (n.store)
         sl_store_watch(n.store, on_store_applied, &n);
     uv_signal_init(n.loop, &n.sighup);

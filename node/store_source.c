@@ -83,11 +83,6 @@ static json_t *render_auth(json_t *body, json_t *secrets, const char *name, stru
     return out;
 }
 
-static json_t *target_entry(const char *host, json_int_t port)
-{
-    return json_pack("{s:s,s:I}", "host", host, "port", port);
-}
-
 /* The registered targets, READ_WRITE ones first (targets[0] is the writer), each group in id
  * order. Entries without a usable host or port are rendered as they are for the parser to
  * reject. */
@@ -113,45 +108,6 @@ static json_t *render_targets(json_t *targets)
         }
     }
     return out;
-}
-
-static json_t *running_targets(const struct sl_proxy_config *p)
-{
-    json_t *out = json_array();
-    for (size_t i = 0; out && i < p->n_targets; i++) {
-        if (json_array_append_new(out, target_entry(p->targets[i].host, p->targets[i].port)) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
-static const struct sl_proxy_config *find_running(const struct sl_config *running, const char *name)
-{
-    for (size_t i = 0; running && i < running->n_proxies; i++)
-        if (strcmp(running->proxies[i].name, name) == 0)
-            return &running->proxies[i];
-    return NULL;
-}
-
-/* The targets to serve: the store's, unless the proxy runs already with other targets, which
- * the data path cannot change on reload. */
-static json_t *proxy_targets(json_t *targets, const struct sl_proxy_config *now, const char *name,
-                             struct sl_buf *notes)
-{
-    json_t *list = render_targets(targets);
-    json_t *cur = list && now ? running_targets(now) : NULL;
-
-    if (!cur || json_equal(cur, list)) {
-        json_decref(cur);
-        return list;
-    }
-    note(notes, name,
-         "targets changed in the store; the change needs a restart of this node (serving the "
-         "previous targets until then)");
-    json_decref(list);
-    return cur;
 }
 
 /* The document around a list of proxies: this node's settings from its file. */
@@ -199,7 +155,7 @@ static int check_alone(const struct sl_config *file, json_t *entry, const char *
 
 /* One proxy entry in the file format, or NULL (with a note) when it cannot be served. */
 static json_t *render_proxy(const struct sl_config *file, json_t *state, const char *name,
-                            json_t *body, const struct sl_config *running, struct sl_buf *notes)
+                            json_t *body, struct sl_buf *notes)
 {
     static const char *const keys[] = {"require_tls", "idle_client_timeout", "debug_logging"};
     json_t *targets = json_object_get(json_object_get(state, "targets"), name);
@@ -221,7 +177,7 @@ static json_t *render_proxy(const struct sl_config *file, json_t *state, const c
     json_t *e = json_pack("{s:s,s:{s:s,s:O*},s:o}", "name", name, "listen", "host",
                           file->cluster->data_address, "port", json_object_get(body, "listen_port"),
                           "auth", auth);
-    json_t *list = e ? proxy_targets(targets, find_running(running, name), name, notes) : NULL;
+    json_t *list = e ? render_targets(targets) : NULL;
     bool ok = list && json_object_set_new(e, "targets", list) == 0;
     for (size_t k = 0; ok && k < sizeof keys / sizeof keys[0]; k++)
         ok = copy_key(e, body, keys[k]) == 0;
@@ -254,8 +210,7 @@ static bool port_taken(json_t *proxies, json_t *e, const char *name, struct sl_b
 }
 
 int sl_store_render_config(const struct sl_config *file, const char *dump,
-                           const struct sl_config *running, struct sl_store_render *out, char *err,
-                           size_t errlen)
+                           struct sl_store_render *out, char *err, size_t errlen)
 {
     struct sl_buf notes;
     json_error_t jerr;
@@ -275,7 +230,7 @@ int sl_store_render_config(const struct sl_config *file, const char *dump,
         goto oom;
     json_object_foreach(json_object_get(state, "proxies"), name, body)
     {
-        json_t *e = render_proxy(file, state, name, body, running, &notes);
+        json_t *e = render_proxy(file, state, name, body, &notes);
         if (!e)
             continue;
         if (!port_taken(proxies, e, name, &notes) && check_alone(file, e, name, &notes) == 0 &&
@@ -337,8 +292,8 @@ static void log_notes(const char *notes)
     }
 }
 
-int sl_store_source_load(struct sl_store_source *src, const struct sl_config *running,
-                         struct sl_config **out, char *err, size_t errlen)
+int sl_store_source_load(struct sl_store_source *src, struct sl_config **out, char *err,
+                         size_t errlen)
 {
     struct sl_store_render r;
     char *dump = NULL;
@@ -348,7 +303,7 @@ int sl_store_source_load(struct sl_store_source *src, const struct sl_config *ru
         snprintf(err, errlen, "cannot read the store");
         return -1;
     }
-    int rc = sl_store_render_config(src->file, dump, running, &r, err, errlen);
+    int rc = sl_store_render_config(src->file, dump, &r, err, errlen);
     free(dump);
     if (rc != 0)
         return -1;

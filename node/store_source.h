@@ -12,8 +12,8 @@
  *   - require_tls while this node's file has no "tls" block;
  *   - its listen_port is already taken by a proxy earlier in name order;
  *   - anything else the file parser refuses (the parser's message is quoted).
- * The running data path refuses target changes on reload (a writer switch is issue 5's job), so
- * a proxy that is already running keeps its running targets and gets a "needs restart" note. */
+ * A proxy whose targets change is replaced by the data path on reload (new sessions use the new
+ * targets; sessions already running finish on the old ones). */
 #ifndef SL_NODE_STORE_SOURCE_H
 #define SL_NODE_STORE_SOURCE_H
 
@@ -28,13 +28,11 @@ struct sl_store_render {
     char *notes; /* one line per proxy left out or held back, each ending in '\n'; "" if none */
 };
 
-/* Pure: render from file (a cluster node's file configuration), dump (the store's state as
- * sl_store_dump returns it) and running (the configuration the data path runs now, NULL at
- * start). Returns 0 with out filled (free it with sl_store_render_free), or -1 with a reason in
- * err (a dump that is not the store's format, or no memory). */
+/* Pure: render from file (a cluster node's file configuration) and dump (the store's state as
+ * sl_store_dump returns it). Returns 0 with out filled (free it with sl_store_render_free), or -1
+ * with a reason in err (a dump that is not the store's format, or no memory). */
 int sl_store_render_config(const struct sl_config *file, const char *dump,
-                           const struct sl_config *running, struct sl_store_render *out, char *err,
-                           size_t errlen);
+                           struct sl_store_render *out, char *err, size_t errlen);
 void sl_store_render_free(struct sl_store_render *r);
 
 /* The stateful part the node uses: remembers the last document and notes. */
@@ -54,7 +52,7 @@ void sl_store_source_forget(struct sl_store_source *src);
 /* Render the store's applied state. Returns 0 with *out the new configuration (the caller owns
  * it), or 0 with *out NULL when the document is the same as at the previous successful call; -1
  * with a reason in err on failure. Notes are logged as warnings whenever they change. */
-int sl_store_source_load(struct sl_store_source *src, const struct sl_config *running,
-                         struct sl_config **out, char *err, size_t errlen);
+int sl_store_source_load(struct sl_store_source *src, struct sl_config **out, char *err,
+                         size_t errlen);
 
 #endif

@@ -223,9 +223,9 @@ void sl_pool_release(struct sl_backend *b, bool reset)
         return;
     }
     if (!sl_list_empty(&t->waiters) || t->idle >= idle_limit(t) || t->open > sl_target_limit(t) ||
-        t->proxy->worker->draining) {
-        /* Someone of another share waits, the idle allowance is used up, the limit shrank, or the
-         * node is shutting down. */
+        t->proxy->worker->draining || t->proxy->removed) {
+        /* Someone of another share waits, the idle allowance is used up, the limit shrank, the
+         * proxy was retired, or the node is shutting down. */
         sl_backend_close(b);
         return;
     }

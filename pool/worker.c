@@ -172,6 +172,20 @@ static void forget_baselines(struct sl_proxy *p)
     }
 }
 
+/* A retired proxy keeps no idle connections: only its sessions' own backends remain, and those
+ * close when released (sl_pool_release checks the proxy). */
+static void close_idle_backends(struct sl_proxy *p)
+{
+    for (size_t k = 0; k < p->n_targets; k++) {
+        struct sl_list *pos, *tmp;
+        sl_list_for_each_safe (pos, tmp, &p->targets[k].shares) {
+            struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
+            while (!sl_list_empty(&sh->idle))
+                sl_backend_close(sl_container_of(sh->idle.next, struct sl_backend, link));
+        }
+    }
+}
+
 static bool same_targets(const struct sl_proxy_config *a, const struct sl_proxy_config *b)
 {
     if (a->n_targets != b->n_targets)
@@ -230,19 +244,6 @@ fail:
 int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size_t errlen)
 {
     /* Check everything that can fail before changing anything: a reload applies whole or not. */
-    for (size_t i = 0; i < cfg->n_proxies; i++) {
-        for (size_t j = 0; j < w->n_proxies; j++) {
-            struct sl_proxy *p = w->proxies[j];
-            if (!p->removed && strcmp(p->cfg->name, cfg->proxies[i].name) == 0 &&
-                !same_targets(p->cfg, &cfg->proxies[i])) {
-                snprintf(err, errlen,
-                         "proxy %s: changing targets needs a restart (writer switch is not "
-                         "supported by reload)",
-                         p->cfg->name);
-                return -1;
-            }
-        }
-    }
     SSL_CTX *tls = NULL;
     if (cfg->tls_cert_file) {
         tls = sl_tls_server_ctx(cfg->tls_cert_file, cfg->tls_key_file, err, errlen);
@@ -270,6 +271,17 @@ int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size
         for (size_t j = 0; j < old_n; j++)
             if (!w->proxies[j]->removed && strcmp(w->proxies[j]->cfg->name, pc->name) == 0)
                 p = w->proxies[j], kept[j] = true;
+        if (p && !same_targets(p->cfg, pc)) {
+            /* Other targets: a new proxy object takes over the listener with new pools, and the
+             * old one goes away like a removed proxy (its sessions finish on the old targets).
+             * Pools are never re-pointed under a running session. */
+            sl_info(0, "proxy %s: targets changed; new sessions use the new targets", pc->name);
+            stop_listening(p);
+            for (size_t j = 0; j < old_n; j++)
+                if (w->proxies[j] == p)
+                    kept[j] = false;
+            p = NULL;
+        }
         if (p) {
             bool moved = strcmp(p->cfg->listen_host, pc->listen_host) != 0 ||
                          p->cfg->listen_port != pc->listen_port;
@@ -298,11 +310,12 @@ int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size
         if (!kept || kept[j] || w->proxies[j]->removed)
             continue;
         struct sl_proxy *p = w->proxies[j];
-        sl_info(0, "proxy %s removed; its sessions finish on their own", p->cfg->name);
+        sl_info(0, "proxy %s retired; its sessions finish on their own", p->cfg->name);
         stop_listening(p);
         p->removed = true;
         for (size_t k = 0; k < p->n_users; k++)
             p->users[k]->removed = true;
+        close_idle_backends(p);
     }
     free(kept);
     /* Removed proxies keep reading their (still valid) old settings through a private copy. */
@@ -336,16 +349,9 @@ static void maybe_drained(struct sl_worker *w)
     /* Close every idle backend; when the loop has nothing left, the daemon exits. */
     for (size_t i = 0; i < w->n_proxies; i++) {
         struct sl_proxy *p = w->proxies[i];
-        for (size_t k = 0; k < p->n_targets; k++) {
-            struct sl_target *t = &p->targets[k];
-            uv_timer_stop(&t->retry_timer);
-            struct sl_list *pos, *tmp;
-            sl_list_for_each_safe (pos, tmp, &t->shares) {
-                struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
-                while (!sl_list_empty(&sh->idle))
-                    sl_backend_close(sl_container_of(sh->idle.next, struct sl_backend, link));
-            }
-        }
+        for (size_t k = 0; k < p->n_targets; k++)
+            uv_timer_stop(&p->targets[k].retry_timer);
+        close_idle_backends(p);
     }
     uv_timer_stop(&w->drain_timer);
     void (*done)(void *) = w->drain_done;

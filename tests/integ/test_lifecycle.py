@@ -338,3 +338,42 @@ def test_sysbench_oltp_read_write(mariadb, tls, sluice_node, lab_dir):
     assert m and int(m.group(1)) > 0, out[-3000:]
     m = re.search(r"reconnects:\s+(\d+)", out)
     assert m and int(m.group(1)) == 0, out[-3000:]
+
+
+def test_reload_with_other_targets_replaces_the_proxy(mariadb, sluice_node, app_user):
+    """A reload that changes a proxy's targets: a session inside a transaction finishes on its
+    backend, new sessions get new pools on the new targets, and the old pool's idle connections
+    close. (The "new" target is the same database under another name, which is all one MariaDB
+    allows; the proxy cannot tell.)"""
+    node = sluice_node(users=[app_user])
+    idle = node.connect(app_user)
+    busy = node.connect(app_user)
+    try:
+        query1(idle, "SELECT 1")
+        with mariadb.admin(database=mariadb.database) as c, c.cursor() as cur:
+            cur.execute("CREATE OR REPLACE TABLE reload_t (id INT PRIMARY KEY) ENGINE=InnoDB")
+        busy.begin()
+        query1(busy, "INSERT INTO reload_t VALUES (1)")
+        busy_backend = query1(busy, "SELECT CONNECTION_ID()")[0]
+        before = set(proxy_connections(mariadb, app_user))
+
+        node.proxy("main").targets = [("localhost", mariadb.port)]
+        node.reload()
+        wait_for("the replacement", lambda: "targets changed" in node.log_text(), timeout=5)
+
+        # The transaction goes on where it was and commits.
+        assert query1(busy, "SELECT CONNECTION_ID()")[0] == busy_backend
+        busy.commit()
+        # A new client is served through the new pool: a backend the old pool never had.
+        with node.connect(app_user) as c:
+            assert query1(c, "SELECT COUNT(*) FROM reload_t")[0] == 1
+            assert query1(c, "SELECT CONNECTION_ID()")[0] not in before
+        # The retired pool keeps nothing idle: its backends leave the database.
+        wait_for("the old pool's backends to close",
+                 lambda: not before & set(proxy_connections(mariadb, app_user)), timeout=5)
+        # The sessions that were connected keep working (their next statements use the old
+        # proxy's pools, which open connections as needed and close them when released).
+        assert query1(idle, "SELECT 2")[0] == 2
+    finally:
+        idle.close()
+        busy.close()
