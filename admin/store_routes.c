@@ -17,6 +17,8 @@ struct sl_admin_store_routes {
     struct sl_store *store;
     struct sl_admin_forwarder fwd;
     bool has_fwd;
+    struct sl_admin_target_health health;
+    bool has_health;
     unsigned wait_ms;
     uv_check_t check;       /* active while reads wait for ?min_revision */
     uv_timer_t timer;       /* their earliest deadline */
@@ -593,6 +595,35 @@ static void read_list(struct op *op, enum sl_raft_kind kind, const char *proxy)
     reply_json(op, 200, 0, l.arr);
 }
 
+/* A proxy's targets, each with RDS's target_health as this node sees it (when the node told us
+ * how to look it up). */
+static void read_targets(struct op *op)
+{
+    struct list_ctx l = {json_array(), name_key(SL_RAFT_TARGET)};
+    int rc = l.arr ? sl_store_list(op->r->store, SL_RAFT_TARGET, op->name, list_one, &l) : 1;
+    if (rc != 0) {
+        json_decref(l.arr);
+        reply_problem(op, 500, 0, "could not list the configuration", NULL, NULL);
+        return;
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(l.arr, i, t)
+    {
+        const char *host = json_string_value(json_object_get(t, "host"));
+        json_int_t port = json_integer_value(json_object_get(t, "port"));
+        if (!op->r->has_health || !host)
+            break;
+        char state[64] = "", reason[64] = "", description[64] = "";
+        op->r->health.lookup(op->r->health.arg, op->name, host, (int)port, state, reason,
+                             description);
+        json_object_set_new(t, "target_health",
+                            json_pack("{s:s,s:s,s:s}", "state", state, "reason", reason,
+                                      "description", description));
+    }
+    reply_json(op, 200, 0, l.arr);
+}
+
 /* 0 found, or answered (404 / 500) and -1. */
 static int read_one(struct op *op, enum sl_raft_kind kind, const char *name, json_t **out,
                     uint64_t *rev)
@@ -668,7 +699,7 @@ static void serve_read(struct op *op)
     case SL_ROUTE_TARGETS_LIST:
         if (read_one(op, SL_RAFT_PROXY, op->name, &o, &rev) == 0) {
             json_decref(o);
-            read_list(op, SL_RAFT_TARGET, op->name);
+            read_targets(op);
         }
         return;
     default: break;
@@ -850,6 +881,13 @@ struct sl_admin_store_routes *sl_admin_store_routes(struct sl_admin_server *srv,
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         sl_admin_handle(srv, table[i].id, table[i].fn, r);
     return r;
+}
+
+void sl_admin_store_routes_set_health(struct sl_admin_store_routes *r,
+                                      const struct sl_admin_target_health *h)
+{
+    r->health = *h;
+    r->has_health = true;
 }
 
 void sl_admin_store_routes_set_wait(struct sl_admin_store_routes *r, unsigned ms)

@@ -27,6 +27,15 @@ struct sl_admin_forwarder {
     void *arg;
 };
 
+/* How this node sees a proxy's target (RDS's TargetHealth), for target lists. */
+struct sl_admin_target_health {
+    /* Fill state ("REGISTERING", "AVAILABLE", "UNAVAILABLE"), reason ("" when none) and a
+     * one-line description; each buffer holds 64 bytes. */
+    void (*lookup)(void *arg, const char *proxy, const char *host, int port, char *state,
+                   char *reason, char *description);
+    void *arg;
+};
+
 #define SL_ADMIN_MIN_REVISION_WAIT_MS 5000
 
 struct sl_admin_store_routes;
@@ -36,6 +45,10 @@ struct sl_admin_store_routes;
 struct sl_admin_store_routes *sl_admin_store_routes(struct sl_admin_server *srv,
                                                     struct sl_store *store,
                                                     const struct sl_admin_forwarder *fwd);
+
+/* Add "target_health" to every entry of GET /v1/proxies/{name}/targets (the struct is copied). */
+void sl_admin_store_routes_set_health(struct sl_admin_store_routes *r,
+                                      const struct sl_admin_target_health *h);
 
 /* How long a read with ?min_revision=N waits for this node to apply N before answering 503
  * (default SL_ADMIN_MIN_REVISION_WAIT_MS). */

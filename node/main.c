@@ -412,6 +412,29 @@ static int start_store(struct node *n, bool init, struct sl_config **data, char 
     return 0;
 }
 
+/* RDS's TargetHealth for a proxy's target as this node's data path sees it. A proxy this node does
+ * not serve (not built yet: no target, unknown secret...) reports REGISTERING. */
+static void target_health(void *arg, const char *proxy, const char *host, int port, char *state,
+                          char *reason, char *description)
+{
+    const struct node *n = arg;
+    const char *st = "REGISTERING", *why = "";
+    if (!n->worker || port < 1 || port > 65535 ||
+        sl_worker_target_health(n->worker, proxy, host, (uint16_t)port, &st, &why) != 0) {
+        snprintf(state, 64, "REGISTERING");
+        snprintf(description, 64, "this node does not serve the proxy (yet)");
+        return;
+    }
+    snprintf(state, 64, "%s", st);
+    snprintf(reason, 64, "%s", why);
+    const char *d = strcmp(st, "AVAILABLE") == 0       ? "logins of the pool succeed"
+                    : strcmp(st, "REGISTERING") == 0   ? "no connection tried yet"
+                    : strcmp(why, "AUTH_FAILURE") == 0 ? "the database refused the secret's login"
+                    : strcmp(why, "CONNECTION_FAILED") == 0 ? "the database cannot be reached"
+                                                            : "the last connection attempt failed";
+    snprintf(description, 64, "%s", d);
+}
+
 /* The store's admin routes, with writes on a follower forwarded to the leader. */
 static int start_store_routes(struct node *n, char *err, size_t errlen)
 {
@@ -423,6 +446,8 @@ static int start_store_routes(struct node *n, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    struct sl_admin_target_health h = {.lookup = target_health, .arg = n};
+    sl_admin_store_routes_set_health(n->routes, &h);
     return 0;
 }
 

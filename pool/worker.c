@@ -437,6 +437,28 @@ void sl_worker_free(struct sl_worker *w)
     free(w);
 }
 
+int sl_worker_target_health(const struct sl_worker *w, const char *proxy, const char *host,
+                            uint16_t port, const char **state, const char **reason)
+{
+    static const char *const names[] = {[SL_TARGET_REGISTERING] = "REGISTERING",
+                                        [SL_TARGET_AVAILABLE] = "AVAILABLE",
+                                        [SL_TARGET_UNAVAILABLE] = "UNAVAILABLE"};
+    for (size_t i = 0; i < w->n_proxies; i++) {
+        const struct sl_proxy *p = w->proxies[i];
+        if (p->removed || strcmp(p->cfg->name, proxy) != 0)
+            continue;
+        for (size_t k = 0; k < p->n_targets; k++) {
+            const struct sl_target *t = &p->targets[k];
+            if (t->port == port && strcmp(t->host, host) == 0) {
+                *state = names[t->health];
+                *reason = t->health_reason;
+                return 0;
+            }
+        }
+    }
+    return -1;
+}
+
 const struct sl_worker_stats *sl_worker_stats(const struct sl_worker *w)
 {
     return &w->stats;

@@ -40,4 +40,12 @@ void sl_worker_free(struct sl_worker *w);
 
 const struct sl_worker_stats *sl_worker_stats(const struct sl_worker *w);
 
+/* RDS-style health of one target of a served proxy, as this worker sees it: state
+ * "REGISTERING" (no connection tried yet: pools open lazily), "AVAILABLE" or "UNAVAILABLE" with a
+ * reason ("CONNECTION_FAILED", "AUTH_FAILURE", "INIT_QUERY_FAILED", "UNSUPPORTED_SERVER"). Returns
+ * 0, or -1 when this worker serves no such proxy and target. The strings stay valid until the next
+ * loop iteration. */
+int sl_worker_target_health(const struct sl_worker *w, const char *proxy, const char *host,
+                            uint16_t port, const char **state, const char **reason);
+
 #endif

@@ -89,6 +89,28 @@ def test_proxy_created_through_a_follower_is_served_by_every_node(cluster):
     assert len({proxies_bytes(n) for n in cluster.nodes}) == 1
 
 
+def test_target_health_as_each_node_sees_it(cluster):
+    """GET .../targets carries RDS's target_health from the node asked: after clients went through
+    every node, the database target is AVAILABLE everywhere; a registered replica that no pool has
+    tried yet is REGISTERING (pools open lazily)."""
+    leader = cluster.wait_leader()
+    status, _, doc = leader.admin_json("POST", "/v1/proxies/main/targets",
+                                       {"id": "replica1", "host": "127.0.0.1", "port": 1,
+                                        "role": "READ_ONLY"})
+    assert status == 200, doc
+    wait_converged(cluster.nodes)
+    for n in cluster.nodes:
+        query_through(cluster, n)
+        status, _, doc = n.admin_json("GET", "/v1/proxies/main/targets")
+        assert status == 200, doc
+        health = {t["id"]: t["target_health"] for t in doc}
+        assert health["db1"]["state"] == "AVAILABLE", (n.id, health)
+        assert health["replica1"]["state"] == "REGISTERING", (n.id, health)
+    status, _, doc = leader.admin_json("DELETE", "/v1/proxies/main/targets/replica1")
+    assert status == 200, doc
+    wait_converged(cluster.nodes)
+
+
 def test_leader_killed_new_leader_and_old_one_catches_up(cluster):
     old = cluster.wait_leader()
     survivors = [n for n in cluster.nodes if n is not old]
