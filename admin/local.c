@@ -11,10 +11,20 @@ json_t *sl_admin_stats_json(const struct sl_admin_stats *st)
                                 I(st->client_connections_active));
     json_t *backends = json_pack("{s:I,s:I}", "opened", I(st->backend_connections_opened), "active",
                                  I(st->backend_connections_active));
-    /* "o" steals both references, also when packing fails. */
-    return json_pack("{s:o,s:I,s:o,s:I,s:I}", "client_connections", clients, "auth_failures",
-                     I(st->auth_failures), "backend_connections", backends, "borrow_timeouts",
-                     I(st->borrow_timeouts), "queries", I(st->queries));
+    json_t *pins = json_object();
+    for (size_t i = 0; pins && i < st->n_pins; i++)
+        json_object_set_new(pins, st->pins[i].reason, json_integer(I(st->pins[i].count)));
+    /* "o" steals the references, also when packing fails. */
+    json_t *doc =
+        json_pack("{s:o,s:I,s:o,s:I,s:I,s:o}", "client_connections", clients, "auth_failures",
+                  I(st->auth_failures), "backend_connections", backends, "borrow_timeouts",
+                  I(st->borrow_timeouts), "queries", I(st->queries), "pins", pins);
+    if (doc && st->has_store)
+        json_object_set_new(doc, "raft",
+                            json_pack("{s:b,s:I,s:I,s:I}", "leader", st->is_leader, "term",
+                                      I(st->raft_term), "commit_index", I(st->raft_commit_index),
+                                      "applied_index", I(st->raft_applied_index)));
+    return doc;
 }
 
 int sl_admin_stats_metrics(const struct sl_admin_stats *st, struct sl_metrics *m)
@@ -38,6 +48,23 @@ int sl_admin_stats_metrics(const struct sl_admin_stats *st, struct sl_metrics *m
                       st->borrow_timeouts);
     sl_metrics_single(m, "sluice_queries_total", SL_METRIC_COUNTER,
                       "Commands relayed to a database.", st->queries);
+    sl_metrics_family(m, "sluice_session_pins_total", SL_METRIC_COUNTER,
+                      "Sessions pinned to one database connection, by reason.");
+    for (size_t i = 0; i < st->n_pins; i++) {
+        const struct sl_metric_label reason = {"reason", st->pins[i].reason};
+        sl_metrics_u64(m, "sluice_session_pins_total", &reason, 1, st->pins[i].count);
+    }
+    if (st->has_store) {
+        sl_metrics_single(m, "sluice_raft_leader", SL_METRIC_GAUGE,
+                          "1 when this node is the Raft leader.", st->is_leader ? 1 : 0);
+        sl_metrics_single(m, "sluice_raft_term", SL_METRIC_GAUGE, "Current Raft term.",
+                          st->raft_term);
+        sl_metrics_single(m, "sluice_raft_commit_index", SL_METRIC_GAUGE,
+                          "Highest Raft index known committed.", st->raft_commit_index);
+        sl_metrics_single(m, "sluice_raft_applied_index", SL_METRIC_GAUGE,
+                          "Highest Raft index applied to this node's configuration.",
+                          st->raft_applied_index);
+    }
     return sl_metrics_finish(m);
 }
 

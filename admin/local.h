@@ -14,6 +14,8 @@
 #include "admin/metrics.h"
 #include "admin/server.h"
 
+#define SL_ADMIN_PIN_REASONS_MAX 32
+
 /* A snapshot of this node's figures (summed over its workers). */
 struct sl_admin_stats {
     uint64_t client_connections_total;  /* accepted since start */
@@ -23,6 +25,16 @@ struct sl_admin_stats {
     uint64_t backend_connections_active; /* open now */
     uint64_t borrow_timeouts;
     uint64_t queries;
+    /* Sessions pinned, by reason (each time a session gets the reason). */
+    struct sl_admin_pin_count {
+        const char *reason; /* "user_variable", "temp_table", ... */
+        uint64_t count;
+    } pins[SL_ADMIN_PIN_REASONS_MAX];
+    size_t n_pins;
+    /* The configuration store, when the node runs one (has_store false otherwise). */
+    bool has_store;
+    bool is_leader;
+    uint64_t raft_term, raft_commit_index, raft_applied_index;
 };
 
 struct sl_admin_node {

@@ -24,6 +24,7 @@
 #include "node/args.h"
 #include "node/config_source.h"
 #include "node/store_source.h"
+#include "pool/pinscan.h"
 #include "pool/worker.h"
 #include "raft/store.h"
 
@@ -279,6 +280,19 @@ static void admin_stats(void *arg, struct sl_admin_stats *out)
     out->backend_connections_active = w->backend_connections_active;
     out->borrow_timeouts = w->borrow_timeouts;
     out->queries = w->queries;
+    for (unsigned i = 0; i < SL_PIN_REASON_COUNT && out->n_pins < SL_ADMIN_PIN_REASONS_MAX; i++) {
+        out->pins[out->n_pins].reason = sl_pin_reason_name(1u << i);
+        out->pins[out->n_pins++].count = w->pins[i];
+    }
+    if (n->store) {
+        struct sl_store_info info;
+        sl_store_info(n->store, &info);
+        out->has_store = true;
+        out->is_leader = info.state == SL_STORE_LEADER;
+        out->raft_term = info.term;
+        out->raft_commit_index = info.commit_index;
+        out->raft_applied_index = info.applied_index;
+    }
 }
 
 static bool admin_ready(void *arg, char *reason, size_t cap)

@@ -399,7 +399,7 @@ static void on_track_ok(void *arg, const uint8_t *payload, size_t len)
             if (id >= 0) {
                 track_var(b, s, (enum sl_var_id)id, (const char *)e.value, e.value_len);
             } else if (s && !exclude_sets) {
-                s->pins |= SL_PIN_SET_VARIABLE;
+                sl_session_pin(s, SL_PIN_SET_VARIABLE);
             }
             break;
         }
@@ -413,7 +413,7 @@ static void on_track_ok(void *arg, const uint8_t *payload, size_t len)
         case SL_TRACK_TRX_STATE:
             explained = true;
             if (s && e.value_len >= 8 && e.value[7] == 'L')
-                s->pins |= SL_PIN_TABLE_LOCK;
+                sl_session_pin(s, SL_PIN_TABLE_LOCK);
             break;
         default: explained = true; break;
         }
@@ -421,7 +421,7 @@ static void on_track_ok(void *arg, const uint8_t *payload, size_t len)
     /* A change that no sysvar, schema or transaction entry describes (user variables, temporary
      * tables, PREPARE, state changed inside a routine) cannot be carried over: pin. */
     if (s && changed && !explained && !s->pins)
-        s->pins |= SL_PIN_UNKNOWN_STATE;
+        sl_session_pin(s, SL_PIN_UNKNOWN_STATE);
 }
 
 /* ---- relaying -----------------------------------------------------------------------------------
@@ -603,7 +603,7 @@ static void relay(struct sl_backend *b)
             span_flush(&sp);
             b->infile = true;
             if (b->session)
-                b->session->pins |= SL_PIN_LOCAL_INFILE;
+                sl_session_pin(b->session, SL_PIN_LOCAL_INFILE);
             continue;
         }
         if (r == SL_RESP_DONE) {

@@ -251,6 +251,8 @@ void sl_session_fail(struct sl_session *s, uint16_t code, const char *sqlstate, 
 void sl_session_send_err_packet(struct sl_session *s, const uint8_t *payload, size_t len);
 void sl_session_prepare_failed(struct sl_session *s, const uint8_t *err, size_t len);
 void sl_session_arm_borrow_timer(struct sl_session *s);
+/* Pin the session for the given reasons; each reason newly set is counted in the worker's stats. */
+void sl_session_pin(struct sl_session *s, uint32_t reasons);
 void sl_session_close(struct sl_session *s);
 
 /* worker.c */

@@ -949,11 +949,11 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
     }
     if (cmd == SL_COM_QUERY) {
         if (logical_len - 1 > SL_LARGE_STATEMENT_BYTES)
-            s->pins |= SL_PIN_LARGE_STATEMENT;
+            sl_session_pin(s, SL_PIN_LARGE_STATEMENT);
         else
-            s->pins |= sl_pinscan((const char *)payload + 1, first_len - 1);
+            sl_session_pin(s, sl_pinscan((const char *)payload + 1, first_len - 1));
     } else if (cmd == SL_COM_STMT_PREPARE) {
-        s->pins |= SL_PIN_PREPARED;
+        sl_session_pin(s, SL_PIN_PREPARED);
     }
     s->cmd = cmd;
     s->cmd_len = total;
@@ -968,6 +968,15 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
     s->state = SL_SS_WAITING;
     s->wait_started = sl_now(s->proxy->worker);
     sl_pool_borrow(s);
+}
+
+void sl_session_pin(struct sl_session *s, uint32_t reasons)
+{
+    uint32_t fresh = reasons & ~s->pins;
+    s->pins |= reasons;
+    for (unsigned i = 0; fresh && i < SL_PIN_REASON_COUNT; i++)
+        if (fresh & (1u << i))
+            s->proxy->worker->stats.pins[i]++;
 }
 
 void sl_session_arm_borrow_timer(struct sl_session *s)

@@ -437,6 +437,8 @@ void sl_worker_free(struct sl_worker *w)
     free(w);
 }
 
+_Static_assert(SL_WORKER_PIN_REASONS == SL_PIN_REASON_COUNT, "one stats counter per pin reason");
+
 int sl_worker_target_health(const struct sl_worker *w, const char *proxy, const char *host,
                             uint16_t port, const char **state, const char **reason)
 {

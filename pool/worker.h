@@ -12,6 +12,8 @@
 
 struct sl_worker;
 
+#define SL_WORKER_PIN_REASONS 15 /* == SL_PIN_REASON_COUNT */
+
 struct sl_worker_stats {
     uint64_t client_connections_total;
     uint64_t client_connections_active;
@@ -20,6 +22,9 @@ struct sl_worker_stats {
     uint64_t backend_connections_active;
     uint64_t borrow_timeouts;
     uint64_t queries;
+    /* Sessions pinned, by reason: index i counts reason bit 1 << i (pool/pinscan.h; its name is
+     * sl_pin_reason_name(1 << i)), each time a session gets that reason. */
+    uint64_t pins[SL_WORKER_PIN_REASONS];
 };
 
 /* Start serving cfg (ownership moves to the worker on success): open listeners, resolve secrets.

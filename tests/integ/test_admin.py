@@ -34,6 +34,7 @@ def test_stats_and_metrics_count_the_data_path(node, app_user):
     with node.connect(app_user) as c, c.cursor() as cur:
         for _ in range(3):
             cur.execute("SELECT 1")
+        cur.execute("SET @pinned = 1")  # a user variable pins the session
     with pytest.raises(Exception):
         node.connect(app_user.name, "wrong-password")
     status, headers, body = node.admin_request("/v1/stats")
@@ -43,6 +44,8 @@ def test_stats_and_metrics_count_the_data_path(node, app_user):
     assert after["auth_failures"] - before["auth_failures"] == 1
     assert after["queries"] - before["queries"] >= 3
     assert after["backend_connections"]["opened"] >= 1
+    assert after["pins"]["user_variable"] - before["pins"]["user_variable"] == 1
+    assert "raft" not in after  # no configuration store on a file-configured node
 
     status, headers, body = node.admin_request("/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
@@ -50,6 +53,7 @@ def test_stats_and_metrics_count_the_data_path(node, app_user):
     assert "# TYPE sluice_client_connections_total counter" in text
     total = [line for line in text.splitlines() if line.startswith("sluice_client_connections_total ")]
     assert total and int(total[0].split()[1]) == after["client_connections"]["total"]
+    assert 'sluice_session_pins_total{reason="user_variable"} ' in text
 
 
 def test_unknown_route_and_store_routes(node):

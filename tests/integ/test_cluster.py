@@ -87,6 +87,13 @@ def test_proxy_created_through_a_follower_is_served_by_every_node(cluster):
     assert status == 503 and hdrs.get("Retry-After") == "1", (status, doc)
     wait_converged(cluster.nodes)
     assert len({proxies_bytes(n) for n in cluster.nodes}) == 1
+    # Exactly one node says it leads, in /metrics as in /v1/stats.
+    leaders = []
+    for n in cluster.nodes:
+        status, _, body = n.admin_request("/metrics")
+        assert status == 200
+        leaders += [n.id for line in body.decode().splitlines() if line == "sluice_raft_leader 1"]
+    assert leaders == [leader.id]
 
 
 def test_target_health_as_each_node_sees_it(cluster):

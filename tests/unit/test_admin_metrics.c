@@ -89,13 +89,27 @@ static void test_stats_forms(void **state)
         .backend_connections_active = 4,
         .borrow_timeouts = 1,
         .queries = 1234,
+        .pins = {{"user_variable", 7}, {"temp_table", 0}},
+        .n_pins = 2,
     };
     json_t *j = sl_admin_stats_json(&st);
     char *s = json_dumps(j, JSON_COMPACT);
     assert_string_equal(s,
                         "{\"client_connections\":{\"total\":10,\"active\":3},\"auth_failures\":2,"
                         "\"backend_connections\":{\"opened\":5,\"active\":4},"
-                        "\"borrow_timeouts\":1,\"queries\":1234}");
+                        "\"borrow_timeouts\":1,\"queries\":1234,"
+                        "\"pins\":{\"user_variable\":7,\"temp_table\":0}}");
+    free(s);
+    json_decref(j);
+    /* A node with a configuration store adds its Raft state. */
+    st.has_store = true;
+    st.is_leader = true;
+    st.raft_term = 3;
+    st.raft_commit_index = 42;
+    st.raft_applied_index = 41;
+    j = sl_admin_stats_json(&st);
+    s = json_dumps(json_object_get(j, "raft"), JSON_COMPACT);
+    assert_string_equal(s, "{\"leader\":true,\"term\":3,\"commit_index\":42,\"applied_index\":41}");
     free(s);
     json_decref(j);
 
@@ -110,6 +124,12 @@ static void test_stats_forms(void **state)
     assert_non_null(strstr(t, "sluice_backend_connections_opened_total 5\n"));
     assert_non_null(strstr(t, "sluice_borrow_timeouts_total 1\n"));
     assert_non_null(strstr(t, "sluice_auth_failures_total 2\n"));
+    assert_non_null(strstr(t, "# TYPE sluice_session_pins_total counter\n"
+                              "sluice_session_pins_total{reason=\"user_variable\"} 7\n"
+                              "sluice_session_pins_total{reason=\"temp_table\"} 0\n"));
+    assert_non_null(strstr(t, "sluice_raft_leader 1\n"));
+    assert_non_null(strstr(t, "sluice_raft_commit_index 42\n"));
+    assert_non_null(strstr(t, "sluice_raft_applied_index 41\n"));
     sl_metrics_free(&m);
 }
 
