@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "base/log.h"
+#include "base/secret.h"
 
 #define NAME_RULE "must be 1..63 characters from A-Z a-z 0-9 . _ -"
 
@@ -241,22 +242,6 @@ static bool admin_url_ok(const char *s)
     return port_ok(colon + 1, strlen(colon + 1));
 }
 
-bool sl_validate_secret_ref(const char *ref)
-{
-    if (strncmp(ref, "file:", 5) == 0)
-        return ref[5] == '/' && ref[6] != '\0';
-    if (strncmp(ref, "env:", 4) != 0)
-        return false;
-    const char *v = ref + 4;
-    if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') || *v == '_'))
-        return false;
-    for (; *v; v++)
-        if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z') || (*v >= '0' && *v <= '9') ||
-              *v == '_'))
-            return false;
-    return true;
-}
-
 /* "name", when present, must be the URL's (a GET, edited, sent back); it is not stored. */
 static int check_name_key(json_t *in, const char *name, struct sl_validate_error *e)
 {
@@ -300,7 +285,7 @@ char *sl_validate_secret(const char *body, size_t len, const char *name,
     /* The rule, never the value: a password pasted here by mistake must not come back in a
      * response or a log line. */
     if (rc == 0)
-        rc = take_string(in, out, "", "ref", sl_validate_secret_ref, NULL,
+        rc = take_string(in, out, "", "ref", sl_secret_ref_valid, NULL,
                          "must be \"file:\" and an absolute path, or \"env:\" and a variable name",
                          NULL, e);
     return finish(in, out, rc, e);

@@ -52,9 +52,8 @@ int sl_validate_transfer(const char *body, size_t len, uint64_t *id, struct sl_v
 int sl_validate_name(const char *what, const char *name, struct sl_validate_error *err);
 /* A node id from the URL: decimal, 1..UINT64_MAX, no sign, no leading zero. 0 or -1. */
 int sl_validate_node_id(const char *s, uint64_t *id);
-/* A secret reference: "file:" and an absolute path other than "/", or "env:" and a variable name
- * ([A-Za-z_][A-Za-z0-9_]*). */
-bool sl_validate_secret_ref(const char *ref);
+/* (Secret references are checked with sl_secret_ref_valid, base/secret.h.) */
+
 /* An If-Match value: a revision > 0, quoted as in ETag ("42") or bare (42). 0 or -1. */
 int sl_validate_if_match(const char *value, uint64_t *revision);
 

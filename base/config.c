@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "base/log.h"
+#include "base/secret.h"
 
 #define CONFIG_FILE_MAX    (1024 * 1024)
 #define NAME_MAX_LEN       63
@@ -216,28 +217,6 @@ static bool is_name(const char *s, const char *extra)
     return true;
 }
 
-static bool is_env_name(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-        return false;
-    for (s++; *s; s++) {
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_'))
-            return false;
-    }
-    return true;
-}
-
-/* "file:/x..." (an absolute path other than "/" itself) or "env:NAME". */
-static bool is_secret_ref(const char *s)
-{
-    if (strncmp(s, "file:/", 6) == 0)
-        return s[6] != '\0';
-    if (strncmp(s, "env:", 4) == 0)
-        return is_env_name(s + 4);
-    return false;
-}
-
 static int get_name(const struct jobj *o, const char *key, bool required, const char *def,
                     const char *extra, char **out)
 {
@@ -331,7 +310,7 @@ static int parse_admin(const struct jobj *root, struct sl_config *cfg)
         get_port(&admin, "port", true, 0, &cfg->admin->port) ||
         get_bool(&admin, "tls", &cfg->admin->tls) || get_string(&admin, "token", true, &token))
         return -1;
-    if (!is_secret_ref(token))
+    if (!sl_secret_ref_valid(token))
         return fail(&admin, "token", "must be a secret reference: \"file:/path\" or \"env:NAME\"");
     if (dup_string(&admin, token, &cfg->admin->token))
         return -1;
@@ -487,8 +466,15 @@ static int check_members(const struct jobj *cl, const struct sl_cluster_config *
 
 static int parse_cluster(const struct jobj *root, struct sl_config *cfg)
 {
-    static const char *const keys[] = {"id",           "raft_address",    "data_dir",
-                                       "data_address", "initial_members", NULL};
+    static const char *const keys[] = {"id",
+                                       "raft_address",
+                                       "data_dir",
+                                       "data_address",
+                                       "initial_members",
+                                       "snapshot_threshold",
+                                       "snapshot_trailing",
+                                       NULL};
+    long long threshold = 1024, trailing = 2048;
     char path[PATH_LABEL_MAX], mpath[PATH_LABEL_MAX];
     struct jobj cl, child;
     json_t *members;
@@ -505,8 +491,12 @@ static int parse_cluster(const struct jobj *root, struct sl_config *cfg)
                     &c->raft_address) ||
         get_checked(&cl, "data_dir", is_abs_path, "an absolute path", &c->data_dir) ||
         get_checked(&cl, "data_address", is_ipv4_string, "an IPv4 address", &c->data_address) ||
+        get_int(&cl, "snapshot_threshold", false, 16, 1000000, &threshold) ||
+        get_int(&cl, "snapshot_trailing", false, 1, 1000000, &trailing) ||
         get_value(&cl, "initial_members", false, &members))
         return -1;
+    c->snapshot_threshold = (unsigned)threshold;
+    c->snapshot_trailing = (unsigned)trailing;
     if (members) {
         if (!json_is_array(members))
             return fail(&cl, "initial_members", "must be an array");
@@ -551,7 +541,7 @@ static int parse_auth_entry(const struct jobj *a, struct sl_auth_config *auth)
         return fail(a, "auth_scheme", "must be \"SECRETS\"");
     if (get_string(a, "secret", true, &secret))
         return -1;
-    if (!is_secret_ref(secret))
+    if (!sl_secret_ref_valid(secret))
         return fail(a, "secret", "must be \"file:/absolute/path\" or \"env:NAME\"");
     if (get_string(a, "client_password_auth_type", false, &type))
         return -1;

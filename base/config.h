@@ -81,6 +81,8 @@ struct sl_cluster_config {
     char *data_address; /* IPv4 address this node's proxies listen on */
     struct sl_cluster_member *initial_members; /* voters for --init-cluster; may be empty */
     size_t n_initial_members;
+    unsigned snapshot_threshold; /* applied entries between snapshots: 16..1000000, default 1024 */
+    unsigned snapshot_trailing;  /* entries kept behind a snapshot: 1..1000000, default 2048 */
 };
 
 /* Where a document comes from, which decides the rules about "proxies" and "cluster". */

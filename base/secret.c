@@ -250,6 +250,21 @@ int sl_secret_resolve(const char *ref, struct sl_secret *out, char *err, size_t 
     return -1;
 }
 
+bool sl_secret_ref_valid(const char *ref)
+{
+    if (strncmp(ref, "file:/", 6) == 0) {
+        if (ref[6] == '\0')
+            return false;
+        /* A newline or other control character in a path is a paste error, and would break the
+         * log lines that name the reference. */
+        for (const char *p = ref; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                return false;
+        return true;
+    }
+    return strncmp(ref, "env:", 4) == 0 && is_env_name(ref + 4);
+}
+
 int sl_secret_resolve_token(const char *ref, char *out, size_t cap, char *err, size_t errlen)
 {
     char *heap = NULL;

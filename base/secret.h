@@ -10,6 +10,7 @@
 #ifndef SL_BASE_SECRET_H
 #define SL_BASE_SECRET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,10 @@ struct sl_secret {
     char host[256]; /* "" when absent */
     uint16_t port;  /* 0 when absent */
 };
+
+/* Pure: whether ref is a well-formed reference: "file:" and an absolute path other than "/" with no
+ * control characters, or "env:" and a name matching [A-Za-z_][A-Za-z0-9_]*. */
+bool sl_secret_ref_valid(const char *ref);
 
 /* Pure: parse a secret document. Returns 0, or -1 with a reason in err that never contains any
  * part of the document's values (only field names). */

@@ -384,8 +384,11 @@ static int start_store(struct node *n, bool init, struct sl_config **data, char 
         snprintf(err, errlen, "cluster.data_dir %s: %s", cl->data_dir, strerror(errno));
         return -1;
     }
-    struct sl_store_options opt = {
-        .id = cl->id, .address = cl->raft_address, .data_dir = cl->data_dir};
+    struct sl_store_options opt = {.id = cl->id,
+                                   .address = cl->raft_address,
+                                   .data_dir = cl->data_dir,
+                                   .snapshot_threshold = cl->snapshot_threshold,
+                                   .snapshot_trailing = cl->snapshot_trailing};
     if (sl_store_open(&n->store, n->loop, &opt, err, errlen) != SL_STORE_OK)
         return -1;
     if (init) {

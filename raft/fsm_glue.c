@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+
 static int glue_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct sl_fsm_glue *g = fsm->data;
@@ -50,8 +52,13 @@ static int glue_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_CORRUPT;
     if (sl_fsm_applied(g->store, &applied) != 0)
         return RAFT_IOERR;
-    if (snap > applied && sl_fsm_restore(g->store, buf->base, buf->len) != 0)
-        return RAFT_CORRUPT;
+    if (snap > applied) {
+        if (sl_fsm_restore(g->store, buf->base, buf->len) != 0)
+            return RAFT_CORRUPT;
+        /* A node that fell behind the leader's log catches up this way: worth a line. */
+        sl_info(0, "configuration restored from a snapshot at index %llu (had %llu)",
+                (unsigned long long)snap, (unsigned long long)applied);
+    }
     /* On success the buffer is ours to free; on error raft frees it. */
     raft_free(buf->base);
     return 0;

@@ -279,6 +279,10 @@ int sl_store_open(struct sl_store **out, uv_loop_t *loop, const struct sl_store_
     raft_set_heartbeat_timeout(&s->raft, heartbeat);
     raft_set_snapshot_threshold(&s->raft, opt->snapshot_threshold ? opt->snapshot_threshold : 1024);
     raft_set_snapshot_trailing(&s->raft, opt->snapshot_trailing ? opt->snapshot_trailing : 2048);
+    /* libraft 0.15 refuses an InstallSnapshot that arrives while the follower takes its own
+     * snapshot, without answering; the leader then waits this long before sending it again (30 s
+     * by default). A configuration snapshot is small: 5 s is plenty for one transfer. */
+    raft_set_install_snapshot_timeout(&s->raft, 5000);
     /* A partitioned node must not inflate terms and depose a healthy leader when it returns. */
     raft_set_pre_vote(&s->raft, true);
 

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "admin/validate.h"
+#include "base/secret.h"
 
 enum kind { SECRET, PROXY, GROUP, TARGET, NODE };
 
@@ -374,10 +375,11 @@ static void test_names_and_ids(void **state)
     for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++)
         assert_int_equal(sl_validate_node_id(bad_ids[i], &id), -1);
 
-    assert_true(sl_validate_secret_ref("file:/a"));
-    assert_true(sl_validate_secret_ref("env:a1"));
-    assert_false(sl_validate_secret_ref("file:/"));
-    assert_false(sl_validate_secret_ref("env:a b"));
+    assert_true(sl_secret_ref_valid("file:/a"));
+    assert_true(sl_secret_ref_valid("env:a1"));
+    assert_false(sl_secret_ref_valid("file:/"));
+    assert_false(sl_secret_ref_valid("env:a b"));
+    assert_false(sl_secret_ref_valid("file:/etc/app.json\n")); /* a pasted newline */
 }
 
 static void test_if_match(void **state)

@@ -192,9 +192,20 @@ static void test_cluster_block(void **state)
     assert_string_equal(cfg->cluster->initial_members[0].admin_url, "http://127.0.0.1:8400");
     assert_string_equal(cfg->cluster->initial_members[1].data_address, "127.0.0.2");
     assert_string_equal(cfg->cluster->initial_members[1].az, "az-b");
+    assert_int_equal(cfg->cluster->snapshot_threshold, 1024); /* defaults */
+    assert_int_equal(cfg->cluster->snapshot_trailing, 2048);
     sl_config_free(cfg);
 
-    char *json = edit(cluster_json, "cluster.initial_members", NULL);
+    char *json = edit(cluster_json, "cluster.snapshot_threshold", "64");
+    cfg = parse_ok(json);
+    assert_int_equal(cfg->cluster->snapshot_threshold, 64);
+    sl_config_free(cfg);
+    free(json);
+    cluster_err("cluster.snapshot_threshold", "15",
+                "cluster.snapshot_threshold: must be 16..1000000");
+    cluster_err("cluster.snapshot_trailing", "0", "cluster.snapshot_trailing: must be 1..1000000");
+
+    json = edit(cluster_json, "cluster.initial_members", NULL);
     cfg = parse_ok(json); /* a node that joins later needs no initial members */
     assert_int_equal(cfg->cluster->n_initial_members, 0);
     sl_config_free(cfg);
