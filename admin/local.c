@@ -7,18 +7,22 @@
 
 json_t *sl_admin_stats_json(const struct sl_admin_stats *st)
 {
-    json_t *clients = json_pack("{s:I,s:I}", "total", I(st->client_connections_total), "active",
-                                I(st->client_connections_active));
-    json_t *backends = json_pack("{s:I,s:I}", "opened", I(st->backend_connections_opened), "active",
-                                 I(st->backend_connections_active));
+    json_t *clients = json_pack(
+        "{s:I,s:I,s:{s:I,s:I,s:I,s:I}}", "total", I(st->client_connections_total), "active",
+        I(st->client_connections_active), "by_state", "handshake", I(st->clients_handshake), "idle",
+        I(st->clients_idle), "waiting", I(st->clients_waiting), "busy", I(st->clients_busy));
+    json_t *backends = json_pack(
+        "{s:I,s:I,s:{s:I,s:I,s:I}}", "opened", I(st->backend_connections_opened), "active",
+        I(st->backend_connections_active), "by_state", "connecting", I(st->backends_connecting),
+        "idle", I(st->backends_idle), "in_use", I(st->backends_in_use));
     json_t *pins = json_object();
     for (size_t i = 0; pins && i < st->n_pins; i++)
         json_object_set_new(pins, st->pins[i].reason, json_integer(I(st->pins[i].count)));
     /* "o" steals the references, also when packing fails. */
-    json_t *doc =
-        json_pack("{s:o,s:I,s:o,s:I,s:I,s:o}", "client_connections", clients, "auth_failures",
-                  I(st->auth_failures), "backend_connections", backends, "borrow_timeouts",
-                  I(st->borrow_timeouts), "queries", I(st->queries), "pins", pins);
+    json_t *doc = json_pack("{s:o,s:I,s:o,s:I,s:I,s:I,s:o}", "client_connections", clients,
+                            "auth_failures", I(st->auth_failures), "backend_connections", backends,
+                            "borrow_timeouts", I(st->borrow_timeouts), "borrow_waits",
+                            I(st->borrow_waits), "queries", I(st->queries), "pins", pins);
     if (doc && st->has_store)
         json_object_set_new(doc, "raft",
                             json_pack("{s:b,s:I,s:I,s:I}", "leader", st->is_leader, "term",
@@ -48,6 +52,25 @@ int sl_admin_stats_metrics(const struct sl_admin_stats *st, struct sl_metrics *m
                       st->borrow_timeouts);
     sl_metrics_single(m, "sluice_queries_total", SL_METRIC_COUNTER,
                       "Commands relayed to a database.", st->queries);
+    sl_metrics_single(m, "sluice_borrow_waits_total", SL_METRIC_COUNTER,
+                      "Commands that queued for a database connection.", st->borrow_waits);
+    static const char *const client_states[] = {"handshake", "idle", "waiting", "busy"};
+    const uint64_t clients[] = {st->clients_handshake, st->clients_idle, st->clients_waiting,
+                                st->clients_busy};
+    sl_metrics_family(m, "sluice_client_connections", SL_METRIC_GAUGE,
+                      "Client connections open now, by state.");
+    for (size_t i = 0; i < 4; i++) {
+        const struct sl_metric_label l = {"state", client_states[i]};
+        sl_metrics_u64(m, "sluice_client_connections", &l, 1, clients[i]);
+    }
+    static const char *const backend_states[] = {"connecting", "idle", "in_use"};
+    const uint64_t backends[] = {st->backends_connecting, st->backends_idle, st->backends_in_use};
+    sl_metrics_family(m, "sluice_backend_connections", SL_METRIC_GAUGE,
+                      "Database connections open now, by state.");
+    for (size_t i = 0; i < 3; i++) {
+        const struct sl_metric_label l = {"state", backend_states[i]};
+        sl_metrics_u64(m, "sluice_backend_connections", &l, 1, backends[i]);
+    }
     sl_metrics_family(m, "sluice_session_pins_total", SL_METRIC_COUNTER,
                       "Sessions pinned to one database connection, by reason.");
     for (size_t i = 0; i < st->n_pins; i++) {

@@ -24,7 +24,11 @@ struct sl_admin_stats {
     uint64_t backend_connections_opened; /* since start */
     uint64_t backend_connections_active; /* open now */
     uint64_t borrow_timeouts;
+    uint64_t borrow_waits; /* commands that queued for a backend */
     uint64_t queries;
+    /* Connections now, by state. */
+    uint64_t clients_handshake, clients_idle, clients_waiting, clients_busy;
+    uint64_t backends_connecting, backends_idle, backends_in_use;
     /* Sessions pinned, by reason (each time a session gets the reason). */
     struct sl_admin_pin_count {
         const char *reason; /* "user_variable", "temp_table", ... */

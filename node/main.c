@@ -279,7 +279,17 @@ static void admin_stats(void *arg, struct sl_admin_stats *out)
     out->backend_connections_opened = w->backend_connections_opened;
     out->backend_connections_active = w->backend_connections_active;
     out->borrow_timeouts = w->borrow_timeouts;
+    out->borrow_waits = w->borrow_waits;
     out->queries = w->queries;
+    struct sl_worker_state_counts c;
+    sl_worker_state_counts(n->worker, &c);
+    out->clients_handshake = c.clients_handshake;
+    out->clients_idle = c.clients_idle;
+    out->clients_waiting = c.clients_waiting;
+    out->clients_busy = c.clients_busy;
+    out->backends_connecting = c.backends_connecting;
+    out->backends_idle = c.backends_idle;
+    out->backends_in_use = c.backends_in_use;
     for (unsigned i = 0; i < SL_PIN_REASON_COUNT && out->n_pins < SL_ADMIN_PIN_REASONS_MAX; i++) {
         out->pins[out->n_pins].reason = sl_pin_reason_name(1u << i);
         out->pins[out->n_pins++].count = w->pins[i];

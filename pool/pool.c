@@ -184,6 +184,7 @@ void sl_pool_borrow(struct sl_session *s)
         }
     }
     sl_list_push_back(&t->waiters, &s->wait_link);
+    s->proxy->worker->stats.borrow_waits++;
     sl_session_arm_borrow_timer(s);
     if (s->proxy->cfg->pool.connection_borrow_timeout == 0 && t->open >= sl_target_limit(t) &&
         !oldest_idle(t)) {

@@ -437,6 +437,38 @@ void sl_worker_free(struct sl_worker *w)
     free(w);
 }
 
+void sl_worker_state_counts(struct sl_worker *w, struct sl_worker_state_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe (pos, tmp, &w->sessions) {
+        const struct sl_session *s = sl_container_of(pos, struct sl_session, link);
+        if (s->state < SL_SS_IDLE)
+            out->clients_handshake++;
+        else if (s->state == SL_SS_IDLE)
+            out->clients_idle++;
+        else if (s->state == SL_SS_WAITING)
+            out->clients_waiting++;
+        else if (s->state == SL_SS_BUSY)
+            out->clients_busy++;
+    }
+    for (size_t i = 0; i < w->n_proxies; i++) {
+        struct sl_proxy *p = w->proxies[i];
+        for (size_t k = 0; k < p->n_targets; k++) {
+            struct sl_target *t = &p->targets[k];
+            unsigned connecting = 0;
+            /* Closing backends count as in use until the database has let them go. */
+            sl_list_for_each_safe (pos, tmp, &t->shares) {
+                const struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
+                connecting += sh->connecting;
+            }
+            out->backends_connecting += connecting;
+            out->backends_idle += t->idle;
+            out->backends_in_use += t->open - t->idle - connecting;
+        }
+    }
+}
+
 _Static_assert(SL_WORKER_PIN_REASONS == SL_PIN_REASON_COUNT, "one stats counter per pin reason");
 
 int sl_worker_target_health(const struct sl_worker *w, const char *proxy, const char *host,

@@ -21,6 +21,7 @@ struct sl_worker_stats {
     uint64_t backend_connections_opened;
     uint64_t backend_connections_active;
     uint64_t borrow_timeouts;
+    uint64_t borrow_waits; /* commands that had to queue for a backend */
     uint64_t queries;
     /* Sessions pinned, by reason: index i counts reason bit 1 << i (pool/pinscan.h; its name is
      * sl_pin_reason_name(1 << i)), each time a session gets that reason. */
@@ -44,6 +45,13 @@ void sl_worker_drain(struct sl_worker *w, uint64_t timeout_ms, void (*done)(void
 void sl_worker_free(struct sl_worker *w);
 
 const struct sl_worker_stats *sl_worker_stats(const struct sl_worker *w);
+
+/* Connections right now, by state (counted on demand: for the admin API, not the hot path). */
+struct sl_worker_state_counts {
+    uint64_t clients_handshake, clients_idle, clients_waiting, clients_busy;
+    uint64_t backends_connecting, backends_idle, backends_in_use;
+};
+void sl_worker_state_counts(struct sl_worker *w, struct sl_worker_state_counts *out);
 
 /* RDS-style health of one target of a served proxy, as this worker sees it: state
  * "REGISTERING" (no connection tried yet: pools open lazily), "AVAILABLE" or "UNAVAILABLE" with a

@@ -90,3 +90,48 @@ def test_sluicectl_health_and_stats(node):
     assert "client_connections" in json.loads(r.stdout)
     r = sluicectl(node, "stats", token=False)
     assert r.returncode == 3 and "HTTP 401" in r.stderr  # API errors exit 3, with the reason
+
+
+def test_connections_by_state_and_borrow_waits(sluice_node, app_user, mariadb):
+    """With a pool of one connection held in a transaction, a second client's query waits: the stats
+    show the waiting client, the holder idle between its statements, one backend in use, and the
+    wait counted."""
+    from pooltools import limits
+    with limits(mariadb, 1) as (pct,):
+        node = sluice_node(users=[app_user], pool={"max_connections_percent": pct,
+                                                   "max_idle_connections_percent": pct,
+                                                   "connection_borrow_timeout": 10})
+        try:
+            _by_state_scenario(node, app_user)
+        finally:
+            node.stop()
+
+
+def _by_state_scenario(node, app_user):
+    import threading
+    import time
+    holder, waiter = node.connect(app_user), node.connect(app_user)
+    try:
+        before = json.loads(node.admin_request("/v1/stats")[2])
+        holder.begin()
+        with holder.cursor() as cur:
+            cur.execute("SELECT 1")
+        t = threading.Thread(target=lambda: waiter.cursor().execute("SELECT 2"))
+        t.start()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            st = json.loads(node.admin_request("/v1/stats")[2])
+            if st["client_connections"]["by_state"]["waiting"] == 1:
+                break
+            time.sleep(0.05)
+        assert st["client_connections"]["by_state"]["waiting"] == 1, st
+        assert st["client_connections"]["by_state"]["idle"] == 1, st  # the holder, between queries
+        assert st["backend_connections"]["by_state"]["in_use"] == 1, st
+        assert st["borrow_waits"] - before["borrow_waits"] == 1, st
+        holder.commit()
+        t.join(10)
+        text = node.admin_request("/metrics")[2].decode()
+        assert 'sluice_backend_connections{state="in_use"}' in text
+    finally:
+        holder.close()
+        waiter.close()

@@ -88,17 +88,23 @@ static void test_stats_forms(void **state)
         .backend_connections_opened = 5,
         .backend_connections_active = 4,
         .borrow_timeouts = 1,
+        .borrow_waits = 6,
         .queries = 1234,
+        .clients_idle = 2,
+        .clients_busy = 1,
+        .backends_idle = 3,
+        .backends_in_use = 1,
         .pins = {{"user_variable", 7}, {"temp_table", 0}},
         .n_pins = 2,
     };
     json_t *j = sl_admin_stats_json(&st);
     char *s = json_dumps(j, JSON_COMPACT);
-    assert_string_equal(s,
-                        "{\"client_connections\":{\"total\":10,\"active\":3},\"auth_failures\":2,"
-                        "\"backend_connections\":{\"opened\":5,\"active\":4},"
-                        "\"borrow_timeouts\":1,\"queries\":1234,"
-                        "\"pins\":{\"user_variable\":7,\"temp_table\":0}}");
+    assert_string_equal(
+        s, "{\"client_connections\":{\"total\":10,\"active\":3,\"by_state\":{\"handshake\":0,"
+           "\"idle\":2,\"waiting\":0,\"busy\":1}},\"auth_failures\":2,\"backend_connections\":"
+           "{\"opened\":5,\"active\":4,\"by_state\":{\"connecting\":0,\"idle\":3,\"in_use\":1}},"
+           "\"borrow_timeouts\":1,\"borrow_waits\":6,\"queries\":1234,"
+           "\"pins\":{\"user_variable\":7,\"temp_table\":0}}");
     free(s);
     json_decref(j);
     /* A node with a configuration store adds its Raft state. */
@@ -127,6 +133,9 @@ static void test_stats_forms(void **state)
     assert_non_null(strstr(t, "# TYPE sluice_session_pins_total counter\n"
                               "sluice_session_pins_total{reason=\"user_variable\"} 7\n"
                               "sluice_session_pins_total{reason=\"temp_table\"} 0\n"));
+    assert_non_null(strstr(t, "sluice_borrow_waits_total 6\n"));
+    assert_non_null(strstr(t, "sluice_client_connections{state=\"idle\"} 2\n"));
+    assert_non_null(strstr(t, "sluice_backend_connections{state=\"in_use\"} 1\n"));
     assert_non_null(strstr(t, "sluice_raft_leader 1\n"));
     assert_non_null(strstr(t, "sluice_raft_commit_index 42\n"));
     assert_non_null(strstr(t, "sluice_raft_applied_index 41\n"));
