@@ -633,7 +633,7 @@ static int parse_proxy(const struct jobj *px, struct sl_proxy_config *p)
     json_t *auth, *targets;
 
     p->require_tls = true;
-    if (check_keys(px, keys) || get_name(px, "name", true, NULL, "-", &p->name) ||
+    if (check_keys(px, keys) || get_name(px, "name", true, NULL, "._-", &p->name) ||
         parse_listen(px, p) || get_bool(px, "require_tls", &p->require_tls) ||
         get_int(px, "idle_client_timeout", false, 1, 28800, &idle) ||
         get_bool(px, "debug_logging", &p->debug_logging) ||

@@ -84,15 +84,15 @@ static json_t *render_auth(json_t *body, json_t *secrets, const char *name, stru
 }
 
 /* The registered targets, READ_WRITE ones first (targets[0] is the writer), each group in id
- * order. Entries without a usable host or port are rendered as they are for the parser to
- * reject. */
-static json_t *render_targets(json_t *targets)
+ * order; with readers_only, the READ_ONLY ones alone (a READ_ONLY endpoint). Entries without a
+ * usable host or port are rendered as they are for the parser to reject. */
+static json_t *render_targets(json_t *targets, bool readers_only)
 {
     json_t *out = json_array();
     const char *id;
     json_t *t;
 
-    for (int pass = 0; out && pass < 2; pass++) {
+    for (int pass = readers_only ? 1 : 0; out && pass < 2; pass++) {
         json_object_foreach(targets, id, t)
         {
             const char *role = json_string_value(json_object_get(t, "role"));
@@ -177,7 +177,7 @@ static json_t *render_proxy(const struct sl_config *file, json_t *state, const c
     json_t *e = json_pack("{s:s,s:{s:s,s:O*},s:o}", "name", name, "listen", "host",
                           file->cluster->data_address, "port", json_object_get(body, "listen_port"),
                           "auth", auth);
-    json_t *list = e ? render_targets(targets) : NULL;
+    json_t *list = e ? render_targets(targets, false) : NULL;
     bool ok = list && json_object_set_new(e, "targets", list) == 0;
     for (size_t k = 0; ok && k < sizeof keys / sizeof keys[0]; k++)
         ok = copy_key(e, body, keys[k]) == 0;
@@ -209,6 +209,64 @@ static bool port_taken(json_t *proxies, json_t *e, const char *name, struct sl_b
     return false;
 }
 
+/* Add a rendered proxy (or endpoint) unless its port is taken or the parser refuses it alone.
+ * Returns 0, or -1 when memory ran out. */
+static int add_rendered(const struct sl_config *file, json_t *proxies, json_t *e, const char *name,
+                        struct sl_buf *notes)
+{
+    int rc = 0;
+    if (!port_taken(proxies, e, name, notes) && check_alone(file, e, name, notes) == 0 &&
+        json_array_append(proxies, e) != 0)
+        rc = -1;
+    json_decref(e);
+    return rc;
+}
+
+/* A proxy's extra endpoints (RDS's DBProxyEndpoint): each is served as a proxy of its own named
+ * "<proxy>.<endpoint>", on the endpoint's port, with the proxy's users and pool settings. A
+ * READ_WRITE endpoint reaches the proxy's targets like the proxy itself; a READ_ONLY one reaches
+ * the READ_ONLY targets (the first of them: reads are not balanced across readers yet). */
+static int render_endpoints(const struct sl_config *file, json_t *state, const char *name,
+                            json_t *body, json_t *proxy, json_t *proxies, struct sl_buf *notes)
+{
+    size_t i;
+    json_t *ep;
+    json_t *targets = json_object_get(json_object_get(state, "targets"), name);
+    json_array_foreach(json_object_get(body, "endpoints"), i, ep)
+    {
+        const char *ep_name = json_string_value(json_object_get(ep, "name"));
+        const char *role = json_string_value(json_object_get(ep, "target_role"));
+        char full[128];
+        if (!ep_name)
+            continue;
+        snprintf(full, sizeof full, "%s.%s", name, ep_name);
+        if (strlen(full) > 63) {
+            note(notes, full, "endpoint not served: the name \"proxy.endpoint\" is over 63 bytes");
+            continue;
+        }
+        bool readers = role && strcmp(role, "READ_ONLY") == 0;
+        json_t *list = render_targets(targets, readers);
+        if (!list)
+            return -1;
+        if (json_array_size(list) == 0) {
+            json_decref(list);
+            note(notes, full, "endpoint not served: no READ_ONLY targets registered");
+            continue;
+        }
+        json_t *e = json_deep_copy(proxy);
+        if (!e || json_object_set_new(e, "name", json_string(full)) != 0 ||
+            json_object_set(json_object_get(e, "listen"), "port", json_object_get(ep, "port")) !=
+                0 ||
+            json_object_set_new(e, "targets", list) != 0) {
+            json_decref(e);
+            return -1;
+        }
+        if (add_rendered(file, proxies, e, full, notes) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int sl_store_render_config(const struct sl_config *file, const char *dump,
                            struct sl_store_render *out, char *err, size_t errlen)
 {
@@ -233,8 +291,9 @@ int sl_store_render_config(const struct sl_config *file, const char *dump,
         json_t *e = render_proxy(file, state, name, body, &notes);
         if (!e)
             continue;
-        if (!port_taken(proxies, e, name, &notes) && check_alone(file, e, name, &notes) == 0 &&
-            json_array_append(proxies, e) != 0) {
+        json_incref(e);
+        if (add_rendered(file, proxies, e, name, &notes) != 0 ||
+            render_endpoints(file, state, name, body, e, proxies, &notes) != 0) {
             json_decref(e);
             goto oom;
         }

@@ -118,6 +118,43 @@ def test_target_health_as_each_node_sees_it(cluster):
     wait_converged(cluster.nodes)
 
 
+def test_endpoint_served_by_every_node(cluster):
+    """A READ_WRITE endpoint added to the proxy listens on its own port on every node and reaches
+    the database; removing it closes that port again."""
+    leader = cluster.wait_leader()
+    status, _, proxy = leader.admin_json("GET", "/v1/proxies/main")
+    assert status == 200, proxy
+    port = sluicelab.free_port()
+    body = {k: v for k, v in proxy.items() if k not in ("name", "revision")}
+    body["endpoints"] = [{"name": "rw", "port": port, "target_role": "READ_WRITE"}]
+    status, _, doc = leader.admin_json("PUT", "/v1/proxies/main", body)
+    assert status == 200, doc
+    wait_converged(cluster.nodes)
+    for n in cluster.nodes:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                with sluicelab.connect(n.data_address, port, cluster.app_user.name,
+                                       cluster.app_user.password, ca_file=n.tls.ca_file) as c:
+                    with c.cursor() as cur:
+                        cur.execute("SELECT 40 + 2")
+                        assert cur.fetchone() == (42,)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    body["endpoints"] = []
+    status, _, doc = leader.admin_json("PUT", "/v1/proxies/main", body)
+    assert status == 200, doc
+    wait_converged(cluster.nodes)
+    for n in cluster.nodes:
+        deadline = time.monotonic() + 5
+        while sluicelab.port_answers(port, host=n.data_address):
+            assert time.monotonic() < deadline, f"{n.id} still listens on the removed endpoint"
+            time.sleep(0.05)
+
+
 def test_leader_killed_new_leader_and_old_one_catches_up(cluster):
     old = cluster.wait_leader()
     survivors = [n for n in cluster.nodes if n is not old]

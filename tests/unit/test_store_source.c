@@ -93,6 +93,45 @@ static void test_render(void **state)
     sl_config_free(file);
 }
 
+/* Endpoints: a READ_WRITE one reaches the proxy's targets, a READ_ONLY one the readers; without
+ * readers a READ_ONLY endpoint is not served. */
+static void test_endpoints(void **state)
+{
+    static const char dump[] =
+        "{\"nodes\":{},\"proxies\":{\"main\":{\"auth\":[{\"secret\":\"app\"}],\"listen_port\":6033,"
+        "\"endpoints\":[{\"name\":\"rw\",\"port\":6040,\"target_role\":\"READ_WRITE\"},"
+        "{\"name\":\"ro\",\"port\":6041,\"target_role\":\"READ_ONLY\"}],\"revision\":3},"
+        "\"solo\":{\"auth\":[{\"secret\":\"app\"}],\"listen_port\":6050,"
+        "\"endpoints\":[{\"name\":\"ro\",\"port\":6051,\"target_role\":\"READ_ONLY\"}],"
+        "\"revision\":4}},"
+        "\"secrets\":{\"app\":{\"ref\":\"env:APP\",\"revision\":2}},\"target_groups\":{},"
+        "\"targets\":{\"main\":{\"r1\":{\"host\":\"10.0.0.2\",\"port\":3306,\"role\":\"READ_ONLY\"}"
+        ","
+        "\"w1\":{\"host\":\"10.0.0.1\",\"port\":3306,\"role\":\"READ_WRITE\"}},"
+        "\"solo\":{\"w\":{\"host\":\"10.0.0.9\",\"port\":3306,\"role\":\"READ_WRITE\"}}}}";
+    struct sl_config *file = parse(SL_CONFIG_FILE, file_json);
+    struct sl_store_render r;
+    char err[256];
+    assert_int_equal(sl_store_render_config(file, dump, &r, err, sizeof err), 0);
+    struct sl_config *cfg = parse(SL_CONFIG_STORE, r.doc);
+    assert_int_equal(cfg->n_proxies, 4); /* main, main.rw, main.ro, solo */
+    /* Proxies come in name order of the store, each followed by its endpoints. */
+    const struct sl_proxy_config *rw = &cfg->proxies[1], *ro = &cfg->proxies[2];
+    assert_string_equal(rw->name, "main.rw");
+    assert_string_equal(ro->name, "main.ro");
+    assert_int_equal(rw->listen_port, 6040);
+    assert_string_equal(rw->targets[0].host, "10.0.0.1"); /* the writer */
+    assert_int_equal(ro->listen_port, 6041);
+    assert_int_equal(ro->n_targets, 1);
+    assert_string_equal(ro->targets[0].host, "10.0.0.2"); /* the reader only */
+    assert_string_equal(ro->auth[0].secret, "env:APP");
+    assert_non_null(
+        strstr(r.notes, "proxy solo.ro: endpoint not served: no READ_ONLY targets registered\n"));
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+    sl_config_free(file);
+}
+
 static void test_empty_store(void **state)
 {
     static const char empty[] =
@@ -146,6 +185,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_empty_store),
         cmocka_unit_test(test_no_tls),
     };
