@@ -19,6 +19,8 @@ struct sl_admin_store_routes {
     bool has_fwd;
     struct sl_admin_target_health health;
     bool has_health;
+    struct sl_admin_reachability reach;
+    bool has_reach;
     unsigned wait_ms;
     uv_check_t check;       /* active while reads wait for ?min_revision */
     uv_timer_t timer;       /* their earliest deadline */
@@ -660,7 +662,7 @@ static void read_cluster(struct op *op)
         snprintf(name, sizeof name, "%" PRIu64, m[i].id);
         json_t *o = NULL;
         /* The node resource (admin URL, zone, data address) when there is one; membership and
-         * role come from Raft's configuration. Reachability is not known here: omitted. */
+         * role come from Raft's configuration. */
         if (sl_store_get(s, SL_RAFT_NODE, name, NULL, &text, &rev) == 0)
             o = json_loads(text, 0, NULL);
         free(text);
@@ -670,6 +672,19 @@ static void read_cluster(struct op *op)
         json_object_set_new(o, "id", json_integer((json_int_t)m[i].id));
         json_object_set_new(o, "raft_address", json_string(m[i].address));
         json_object_set_new(o, "role", json_string(roles[m[i].role]));
+        /* Reachability as this node sees it: itself always; the others from the prober. */
+        bool up = false;
+        uint64_t ago = UINT64_MAX;
+        if (m[i].id == info.id) {
+            json_object_set_new(o, "reachable", json_true());
+        } else if (op->r->has_reach &&
+                   op->r->reach.lookup(op->r->reach.arg, m[i].id, &up, &ago) == 0) {
+            json_object_set_new(o, "reachable", json_boolean(up));
+            json_object_set_new(o, "last_seen_ms",
+                                ago == UINT64_MAX ? json_null() : json_integer((json_int_t)ago));
+        } else {
+            json_object_set_new(o, "reachable", json_null());
+        }
         if (json_array_append_new(nodes, o) != 0) {
             json_decref(nodes);
             nodes = NULL;
@@ -881,6 +896,13 @@ struct sl_admin_store_routes *sl_admin_store_routes(struct sl_admin_server *srv,
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         sl_admin_handle(srv, table[i].id, table[i].fn, r);
     return r;
+}
+
+void sl_admin_store_routes_set_reachability(struct sl_admin_store_routes *r,
+                                            const struct sl_admin_reachability *h)
+{
+    r->reach = *h;
+    r->has_reach = true;
 }
 
 void sl_admin_store_routes_set_health(struct sl_admin_store_routes *r,

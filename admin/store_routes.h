@@ -13,6 +13,7 @@
 #ifndef SL_ADMIN_STORE_ROUTES_H
 #define SL_ADMIN_STORE_ROUTES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "admin/server.h"
@@ -45,6 +46,15 @@ struct sl_admin_store_routes;
 struct sl_admin_store_routes *sl_admin_store_routes(struct sl_admin_server *srv,
                                                     struct sl_store *store,
                                                     const struct sl_admin_forwarder *fwd);
+
+/* How this node sees the other members, for GET /v1/cluster: 0 with reachable and the time since
+ * the member last answered (UINT64_MAX: never), or -1 when not known (yet). */
+struct sl_admin_reachability {
+    int (*lookup)(void *arg, uint64_t id, bool *reachable, uint64_t *last_ok_ms_ago);
+    void *arg;
+};
+void sl_admin_store_routes_set_reachability(struct sl_admin_store_routes *r,
+                                            const struct sl_admin_reachability *h);
 
 /* Add "target_health" to every entry of GET /v1/proxies/{name}/targets (the struct is copied). */
 void sl_admin_store_routes_set_health(struct sl_admin_store_routes *r,

@@ -16,6 +16,7 @@
 
 #include "admin/forward.h"
 #include "admin/local.h"
+#include "admin/probe.h"
 #include "admin/server.h"
 #include "admin/store_routes.h"
 #include "base/log.h"
@@ -53,6 +54,7 @@ struct node {
     struct sl_admin_store_routes *routes;
     struct sl_fwd *fwd;
     struct sl_admin_forwarder forwarder;
+    struct sl_probe *probe; /* reachability of the other members */
     uv_timer_t register_timer;
     uint64_t registered_term; /* term in which this node, as leader, registered the members */
     unsigned registering;     /* node registrations in flight */
@@ -76,6 +78,10 @@ static void close_cluster(struct node *n)
     if (n->fwd) {
         sl_fwd_close(n->fwd, NULL, NULL);
         n->fwd = NULL;
+    }
+    if (n->probe) {
+        sl_probe_close(n->probe, NULL, NULL);
+        n->probe = NULL;
     }
     if (!uv_is_closing((uv_handle_t *)&n->register_timer))
         uv_close((uv_handle_t *)&n->register_timer, NULL);
@@ -462,6 +468,43 @@ static void target_health(void *arg, const char *proxy, const char *host, int po
     snprintf(description, 64, "%s", d);
 }
 
+/* The members to probe: every other member whose node resource names an admin URL. */
+static size_t probe_targets(void *arg, struct sl_probe_target *out, size_t cap)
+{
+    struct node *n = arg;
+    struct sl_store_info info;
+    struct sl_store_member m[16];
+    if (!n->store)
+        return 0;
+    sl_store_info(n->store, &info);
+    size_t count = sl_store_members(n->store, m, 16), k = 0;
+    for (size_t i = 0; i < count && i < 16 && k < cap; i++) {
+        char name[24], *text = NULL;
+        uint64_t rev;
+        if (m[i].id == info.id)
+            continue;
+        snprintf(name, sizeof name, "%" PRIu64, m[i].id);
+        if (sl_store_get(n->store, SL_RAFT_NODE, name, NULL, &text, &rev) != 0)
+            continue;
+        json_t *doc = json_loads(text, 0, NULL);
+        const char *url = json_string_value(json_object_get(doc, "admin_url"));
+        if (url && strlen(url) < sizeof out[k].admin_url) {
+            out[k].id = m[i].id;
+            snprintf(out[k].admin_url, sizeof out[k].admin_url, "%s", url);
+            k++;
+        }
+        json_decref(doc);
+        free(text);
+    }
+    return k;
+}
+
+static int reachability(void *arg, uint64_t id, bool *reachable, uint64_t *last_ok_ms_ago)
+{
+    const struct node *n = arg;
+    return n->probe ? sl_probe_result(n->probe, id, reachable, last_ok_ms_ago) : -1;
+}
+
 /* The store's admin routes, with writes on a follower forwarded to the leader. */
 static int start_store_routes(struct node *n, char *err, size_t errlen)
 {
@@ -475,6 +518,10 @@ static int start_store_routes(struct node *n, char *err, size_t errlen)
     }
     struct sl_admin_target_health h = {.lookup = target_health, .arg = n};
     sl_admin_store_routes_set_health(n->routes, &h);
+    /* Probed once a second, each probe a TCP connect that must succeed within 500 ms. */
+    n->probe = sl_probe_start(n->loop, 1000, 500, probe_targets, n);
+    struct sl_admin_reachability r = {.lookup = reachability, .arg = n};
+    sl_admin_store_routes_set_reachability(n->routes, &r);
     return 0;
 }
 

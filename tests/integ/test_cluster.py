@@ -155,9 +155,26 @@ def test_endpoint_served_by_every_node(cluster):
             time.sleep(0.05)
 
 
+def reachability(node) -> dict:
+    status, _, doc = node.admin_json("GET", "/v1/cluster")
+    assert status == 200, doc
+    return {m["id"]: m.get("reachable") for m in doc["nodes"]}
+
+
+def wait_reachability(node, member_id, want, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while (seen := reachability(node).get(member_id)) is not want:
+        assert time.monotonic() < deadline, f"{node.id} sees member {member_id} as {seen}"
+        time.sleep(0.1)
+
+
 def test_leader_killed_new_leader_and_old_one_catches_up(cluster):
     old = cluster.wait_leader()
     survivors = [n for n in cluster.nodes if n is not old]
+    # Every node reaches every other one (its admin address answers).
+    for n in cluster.nodes:
+        for m in cluster.nodes:
+            wait_reachability(n, m.raft_id, True)
     old.kill()
     t0 = time.monotonic()
     new = cluster.wait_leader(timeout=3.0, nodes=survivors)
@@ -170,6 +187,7 @@ def test_leader_killed_new_leader_and_old_one_catches_up(cluster):
                           {"connection_pool_config": {"max_connections_percent": 80}})
     for n in survivors:
         assert query_through(cluster, n)[2] == 42
+        wait_reachability(n, old.raft_id, False)  # the survivors see the dead one as unreachable
     old.start()  # no --init-cluster: a restarted node never bootstraps again
     wait_converged(cluster.nodes)
     assert len({proxies_bytes(n) for n in cluster.nodes}) == 1
