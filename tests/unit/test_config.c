@@ -218,6 +218,13 @@ static void test_cluster_block(void **state)
     cluster_err("proxies", "[]",
                 "proxies: not allowed with \"cluster\" (the cluster's store holds the proxies)");
     cluster_err("admin", NULL, "admin: required with \"cluster\"");
+    char *with_tls =
+        edit(cluster_json, "tls", "{\"cert_file\": \"/c.pem\", \"key_file\": \"/k.pem\"}");
+    char *admin_tls = edit(with_tls, "admin.tls", "true");
+    parse_err(admin_tls, "admin.tls: not supported with \"cluster\" yet (writes are forwarded "
+                         "between nodes over plain HTTP)");
+    free(admin_tls);
+    free(with_tls);
     cluster_err("cluster.id", "0", "cluster.id: must be 1..9223372036854775807");
     cluster_err("cluster.raft_address", "\"node1:7001\"",
                 "cluster.raft_address: must be an IPv4 \"a.b.c.d:port\"");
