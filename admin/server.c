@@ -217,9 +217,10 @@ static void dispatch(struct sl_admin_conn *c, struct sl_admin_request *rq)
     }
     const struct handler *h = &srv->handlers[rq->route.id];
     if (!h->fn) {
-        /* Routes of the API this server was not given a handler for (the configuration store's,
-         * until it is wired): say which, rather than pretending the resource does not exist. */
-        snprintf(detail, sizeof detail, "%s is not implemented on this node yet",
+        /* Routes this server was given no handler for (the configuration store's, on a node that
+         * runs from a file): say which, rather than pretending the resource does not exist. */
+        snprintf(detail, sizeof detail,
+                 "%s needs the configuration store; this node runs from a configuration file",
                  sl_route_name(rq->route.id));
         sl_admin_reply_problem(rq, 501, detail);
         return;

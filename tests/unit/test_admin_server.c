@@ -464,8 +464,10 @@ static void test_problems(void **state)
     free(r.body);
 
     exchange(srv.plain_port, false, "GET /v1/proxies/p1/targets HTTP/1.1\r\n" AUTH "\r\n", &r);
-    assert_string_equal(expect_problem(&r, 501, &doc),
-                        "GET /v1/proxies/{name}/targets is not implemented on this node yet");
+    assert_string_equal(
+        expect_problem(&r, 501, &doc),
+        "GET /v1/proxies/{name}/targets needs the configuration store; this node runs "
+        "from a configuration file");
     json_decref(doc);
     free(r.body);
 }
