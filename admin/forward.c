@@ -9,12 +9,12 @@
 #include "base/buf.h"
 #include "base/list.h"
 #include "base/log.h"
-
-#define READ_CHUNK 16384
+#include "base/stream.h"
 
 struct sl_fwd {
     uv_loop_t *loop;
     unsigned timeout_ms;
+    SSL_CTX *tls;         /* for https:// admin URLs; NULL: only http:// */
     struct sl_list calls; /* struct fwd_call.link, until each is freed */
     bool closing;
     void (*done)(void *arg);
@@ -30,10 +30,8 @@ struct fwd_call {
     uv_getaddrinfo_t gai;
     bool resolving; /* gai callback still to come */
     uv_timer_t timer;
-    uv_tcp_t tcp;
-    bool tcp_open;
-    uv_connect_t connect;
-    uv_write_t write;
+    struct sl_stream st; /* TCP, with TLS for https:// */
+    bool st_open, https;
     int open_handles;  /* close callbacks still to come */
     struct sl_buf out; /* the request as sent */
     http_parser parser;
@@ -41,7 +39,6 @@ struct fwd_call {
     bool in_value, complete;
     size_t received;
     char *content_type, *etag, *retry_after, *allow, *www_authenticate;
-    char rbuf[READ_CHUNK];
 };
 
 static void call_maybe_free(struct fwd_call *c)
@@ -74,13 +71,20 @@ static void on_handle_closed(uv_handle_t *h)
     call_maybe_free(c);
 }
 
+static void on_stream_closed(struct sl_stream *st)
+{
+    struct fwd_call *c = st->owner;
+    c->open_handles--;
+    call_maybe_free(c);
+}
+
 /* Stop everything the call still has going; it is freed once the callbacks are in. */
 static void call_stop(struct fwd_call *c)
 {
     if (!uv_is_closing((uv_handle_t *)&c->timer))
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-    if (c->tcp_open && !uv_is_closing((uv_handle_t *)&c->tcp))
-        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (c->st_open && !c->st.closing)
+        sl_stream_abort(&c->st);
     if (c->resolving)
         uv_cancel((uv_req_t *)&c->gai); /* the callback still comes, with UV_ECANCELED */
 }
@@ -216,18 +220,34 @@ static const http_parser_settings response_settings = {
 
 /* --- I/O -------------------------------------------------------------------------------------- */
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* The leader's answer: fed to http_parser as it arrives. */
+static void on_st_read(struct sl_stream *st)
 {
-    struct fwd_call *c = h->data;
-    *buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+    struct fwd_call *c = st->owner;
+    size_t n = sl_buf_avail(&st->in);
+    if (!c->rq)
+        return;
+    c->received += n;
+    size_t used =
+        http_parser_execute(&c->parser, &response_settings, (const char *)sl_buf_head(&st->in), n);
+    sl_buf_consume(&st->in, n);
+    if (c->complete) {
+        relay_answer(c);
+    } else if (c->received > SL_FWD_MAX_RESPONSE) {
+        fail_call(c, "the leader's answer is too large");
+    } else if (used != n || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
+        fail_call(c, "the leader's answer is not valid HTTP");
+    }
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_st_error(struct sl_stream *st, int status)
 {
-    struct fwd_call *c = s->data;
-    if (!c->rq || nread == 0)
+    struct fwd_call *c = st->owner;
+    if (!c->rq) {
+        call_stop(c);
         return;
-    if (nread == UV_EOF) {
+    }
+    if (status == UV_EOF) {
         /* Tells http_parser the answer ended; a body delimited by the close completes here. */
         http_parser_execute(&c->parser, &response_settings, NULL, 0);
         if (c->complete)
@@ -236,45 +256,42 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             fail_call(c, "the leader closed the connection before answering");
         return;
     }
-    if (nread < 0) {
-        fail_call(c, uv_strerror((int)nread));
-        return;
-    }
-    c->received += (size_t)nread;
-    size_t used = http_parser_execute(&c->parser, &response_settings, buf->base, (size_t)nread);
-    if (c->complete) {
-        relay_answer(c);
-    } else if (c->received > SL_FWD_MAX_RESPONSE) {
-        fail_call(c, "the leader's answer is too large");
-    } else if (used != (size_t)nread || HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-        fail_call(c, "the leader's answer is not valid HTTP");
-    }
+    fail_call(c, status == UV_EPROTO ? "TLS with the leader failed" : uv_strerror(status));
 }
 
-static void on_written(uv_write_t *w, int status)
+static void send_request(struct fwd_call *c)
 {
-    struct fwd_call *c = w->data;
-    if (status < 0 && c->rq)
-        fail_call(c, uv_strerror(status));
-}
-
-static void on_connected(uv_connect_t *req, int status)
-{
-    struct fwd_call *c = req->data;
-    if (!c->rq)
-        return;
-    if (status < 0) {
-        fail_call(c, uv_strerror(status));
-        return;
-    }
-    uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
-    c->write.data = c;
-    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, &b, 1, on_written);
-    if (rc == 0)
-        rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    int rc = sl_stream_write(&c->st, c->out.data, c->out.len);
     if (rc < 0)
         fail_call(c, uv_strerror(rc));
 }
+
+static void on_st_tls_done(struct sl_stream *st)
+{
+    send_request(st->owner);
+}
+
+static void on_st_connected(struct sl_stream *st)
+{
+    struct fwd_call *c = st->owner;
+    if (!c->rq)
+        return;
+    if (!c->https) {
+        send_request(c);
+        return;
+    }
+    /* The leader's certificate must name the host of its admin URL (IP or DNS name). */
+    if (sl_stream_tls_connect(&c->st, c->f->tls, c->host) != 0)
+        fail_call(c, "TLS with the leader failed");
+}
+
+static const struct sl_stream_ops fwd_stream_ops = {
+    .on_read = on_st_read,
+    .on_error = on_st_error,
+    .on_tls_done = on_st_tls_done,
+    .on_connected = on_st_connected,
+    .on_closed = on_stream_closed,
+};
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
@@ -288,12 +305,12 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
             call_maybe_free(c);
         return;
     }
-    uv_tcp_init(c->f->loop, &c->tcp);
-    c->tcp.data = c;
-    c->tcp_open = true;
-    c->open_handles++;
-    c->connect.data = c;
-    int rc = uv_tcp_connect(&c->connect, &c->tcp, res->ai_addr, on_connected);
+    int rc = sl_stream_init(c->f->loop, &c->st, &fwd_stream_ops, c, SL_FWD_MAX_RESPONSE);
+    if (rc == 0) {
+        c->st_open = true;
+        c->open_handles++;
+        rc = sl_stream_connect(&c->st, res->ai_addr);
+    }
     uv_freeaddrinfo(res);
     if (rc < 0)
         fail_call(c, uv_strerror(rc));
@@ -306,14 +323,21 @@ static void on_timeout(uv_timer_t *t)
 
 /* --- Requests -------------------------------------------------------------------------------- */
 
-/* "http://host[:port]" or "http://[v6]:port" into c->host and c->port (default 80). */
+/* "http[s]://host[:port]" or "http[s]://[v6]:port" into c->host and c->port (default 80 / 443). */
 static const char *parse_url(struct fwd_call *c, const char *url)
 {
-    if (strncmp(url, "https://", 8) == 0)
-        return "forwarding to an https admin URL is not supported";
-    if (strncmp(url, "http://", 7) != 0)
-        return "the leader's admin URL is not an http:// URL";
-    const char *auth = url + 7, *end = auth + strcspn(auth, "/?#"), *colon, *hend;
+    const char *auth;
+    if (strncmp(url, "https://", 8) == 0) {
+        if (!c->f->tls)
+            return "the leader's admin URL is https but this node has no admin.ca_file to check it";
+        c->https = true;
+        auth = url + 8;
+    } else if (strncmp(url, "http://", 7) == 0) {
+        auth = url + 7;
+    } else {
+        return "the leader's admin URL is neither http:// nor https://";
+    }
+    const char *end = auth + strcspn(auth, "/?#"), *colon, *hend;
     if (*auth == '[') {
         hend = memchr(auth, ']', (size_t)(end - auth));
         if (!hend)
@@ -333,7 +357,7 @@ static const char *parse_url(struct fwd_call *c, const char *url)
         memcpy(c->port, colon + 1, plen);
         c->port[plen] = '\0';
     } else {
-        snprintf(c->port, sizeof c->port, "80");
+        snprintf(c->port, sizeof c->port, "%s", c->https ? "443" : "80");
     }
     return NULL;
 }
@@ -372,13 +396,14 @@ static int build_request(struct fwd_call *c)
     return 0;
 }
 
-struct sl_fwd *sl_fwd_new(uv_loop_t *loop, unsigned timeout_ms)
+struct sl_fwd *sl_fwd_new(uv_loop_t *loop, unsigned timeout_ms, SSL_CTX *tls)
 {
     struct sl_fwd *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->loop = loop;
     f->timeout_ms = timeout_ms;
+    f->tls = tls;
     sl_list_init(&f->calls);
     return f;
 }

@@ -11,11 +11,13 @@
  * have been applied, and the store's request ids are per proposal, so the client retries (with
  * If-Match when it must not apply twice).
  *
- * Plain HTTP only: an https:// admin URL answers 503 saying so. Host names are resolved with
+ * https:// URLs go over TLS, the leader's certificate checked against the CA of tls and against
+ * the URL's host. Host names are resolved with
  * uv_getaddrinfo (the thread pool), never on the loop. Everything runs on the loop's thread. */
 #ifndef SL_ADMIN_FORWARD_H
 #define SL_ADMIN_FORWARD_H
 
+#include <openssl/ssl.h>
 #include <uv.h>
 
 #include "admin/server.h"
@@ -24,9 +26,10 @@
 
 struct sl_fwd;
 
-/* A client whose requests give up after timeout_ms (connect, send and answer together). Returns
- * NULL when memory ran out. */
-struct sl_fwd *sl_fwd_new(uv_loop_t *loop, unsigned timeout_ms);
+/* A client whose requests give up after timeout_ms (connect, send and answer together). tls (a
+ * client context that verifies peers, borrowed) enables https:// admin URLs; NULL allows http://
+ * only. Returns NULL when memory ran out. */
+struct sl_fwd *sl_fwd_new(uv_loop_t *loop, unsigned timeout_ms, SSL_CTX *tls);
 
 /* Send rq to base_url ("http://host[:port]", no path) and answer rq with what comes back. */
 void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base_url);

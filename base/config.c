@@ -295,7 +295,7 @@ static int parse_tls(const struct jobj *root, struct sl_config *cfg)
 
 static int parse_admin(const struct jobj *root, struct sl_config *cfg)
 {
-    static const char *const keys[] = {"host", "port", "token", "tls", NULL};
+    static const char *const keys[] = {"host", "port", "token", "tls", "ca_file", NULL};
     char path[PATH_LABEL_MAX];
     struct jobj admin;
     const char *token = NULL;
@@ -313,6 +313,13 @@ static int parse_admin(const struct jobj *root, struct sl_config *cfg)
     if (!sl_secret_ref_valid(token))
         return fail(&admin, "token", "must be a secret reference: \"file:/path\" or \"env:NAME\"");
     if (dup_string(&admin, token, &cfg->admin->token))
+        return -1;
+    const char *ca = NULL;
+    if (get_string(&admin, "ca_file", false, &ca))
+        return -1;
+    if (ca && !*ca)
+        return fail(&admin, "ca_file", "must not be empty");
+    if (ca && dup_string(&admin, ca, &cfg->admin->ca_file))
         return -1;
     if (cfg->admin->tls && !cfg->tls_cert_file)
         return fail(root, "tls", "required because admin.tls is true");
@@ -695,12 +702,12 @@ static int get_proxies(const struct jobj *root, enum sl_config_origin origin,
                         "not allowed with \"cluster\" (the cluster's store holds the proxies)");
         if (!cfg->admin)
             return fail(root, "admin", "required with \"cluster\"");
-        /* Followers forward writes to the leader's admin API over plain HTTP only, so a TLS admin
-         * API would leave every follower refusing writes: refused until forwarding speaks TLS. */
-        if (cfg->admin->tls)
-            return fail(root, "admin.tls",
-                        "not supported with \"cluster\" yet (writes are forwarded between nodes "
-                        "over plain HTTP)");
+        /* Followers forward writes to the leader's admin API: over https they must be able to
+         * check the leader's certificate. */
+        if (cfg->admin->tls && !cfg->admin->ca_file)
+            return fail(root, "admin.ca_file",
+                        "required with \"cluster\" and admin.tls (to check the other nodes' "
+                        "certificates when writes are forwarded)");
         *out = NULL;
         return 0;
     }
@@ -852,6 +859,7 @@ void sl_config_free(struct sl_config *cfg)
     if (cfg->admin) {
         free(cfg->admin->host);
         free(cfg->admin->token);
+        free(cfg->admin->ca_file);
         free(cfg->admin);
     }
     free(cfg->node_id);

@@ -61,6 +61,9 @@ struct sl_admin_listen_config {
     uint16_t port; /* required */
     char *token;   /* required: secret reference ("file:/..." or "env:NAME") to the bearer token */
     bool tls;      /* default false; true serves HTTPS with the node's "tls" certificate */
+    /* CA of the other nodes' admin certificates, to check the leader when forwarding writes over
+     * https; NULL when absent; required with "cluster" and "tls": true. */
+    char *ca_file;
 };
 
 /* One entry of "cluster": {"initial_members": [...]}: a voter of a cluster being initialised, and

@@ -1,10 +1,12 @@
 #include "base/stream.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 /* A queued write: the bytes live right behind the request until libuv is done with them. */
 struct write_req {
@@ -295,8 +297,18 @@ int sl_stream_tls_connect(struct sl_stream *s, SSL_CTX *ctx, const char *server_
     if (rc < 0)
         return rc;
     SSL_set_connect_state(s->ssl);
-    if (server_name)
-        SSL_set_tlsext_host_name(s->ssl, server_name);
+    if (server_name) {
+        /* The peer's certificate must name the host we asked for (checked when the context
+         * verifies peers); SNI is only sent for DNS names. */
+        X509_VERIFY_PARAM *vp = SSL_get0_param(s->ssl);
+        unsigned char ip[16];
+        if (inet_pton(AF_INET, server_name, ip) == 1 || inet_pton(AF_INET6, server_name, ip) == 1) {
+            X509_VERIFY_PARAM_set1_ip_asc(vp, server_name);
+        } else {
+            X509_VERIFY_PARAM_set1_host(vp, server_name, 0);
+            SSL_set_tlsext_host_name(s->ssl, server_name);
+        }
+    }
     bool got = false;
     return tls_pump(s, &got); /* sends the ClientHello */
 }

@@ -65,8 +65,10 @@ int sl_stream_connect(struct sl_stream *s, const struct sockaddr *addr);
 int sl_stream_read_start(struct sl_stream *s);
 void sl_stream_read_stop(struct sl_stream *s);
 
-/* Switch to TLS as server (after an SSLRequest) or client. Plaintext already buffered in `in` is
- * treated as the first TLS bytes (a client may send its ClientHello right behind the SSLRequest).
+/* Switch to TLS as server (after an SSLRequest) or client. As client, server_name (a DNS name or
+ * an IP literal, may be NULL) is what the peer's certificate must name when ctx verifies peers.
+ * Plaintext already buffered in `in` is treated as the first TLS bytes (a client may send its
+ * ClientHello right behind the SSLRequest).
  */
 int sl_stream_tls_accept(struct sl_stream *s, SSL_CTX *ctx);
 int sl_stream_tls_connect(struct sl_stream *s, SSL_CTX *ctx, const char *server_name);

@@ -55,6 +55,7 @@ struct node {
     struct sl_fwd *fwd;
     struct sl_admin_forwarder forwarder;
     struct sl_probe *probe; /* reachability of the other members */
+    SSL_CTX *fwd_tls;       /* checks the leader's admin certificate when forwarding over https */
     uv_timer_t register_timer;
     uint64_t registered_term; /* term in which this node, as leader, registered the members */
     unsigned registering;     /* node registrations in flight */
@@ -67,6 +68,14 @@ static void on_store_closed(void *arg)
     n->store = NULL;
 }
 
+static void on_fwd_closed(void *arg)
+{
+    struct node *n = arg;
+    if (n->fwd_tls)
+        SSL_CTX_free(n->fwd_tls);
+    n->fwd_tls = NULL;
+}
+
 /* After the drain: the admin API first (its pending requests get their answers from the store's
  * callbacks), then the forwarder and the store. */
 static void close_cluster(struct node *n)
@@ -76,8 +85,10 @@ static void close_cluster(struct node *n)
         n->routes = NULL;
     }
     if (n->fwd) {
-        sl_fwd_close(n->fwd, NULL, NULL);
+        sl_fwd_close(n->fwd, on_fwd_closed, n);
         n->fwd = NULL;
+    } else {
+        on_fwd_closed(n);
     }
     if (n->probe) {
         sl_probe_close(n->probe, NULL, NULL);
@@ -508,7 +519,13 @@ static int reachability(void *arg, uint64_t id, bool *reachable, uint64_t *last_
 /* The store's admin routes, with writes on a follower forwarded to the leader. */
 static int start_store_routes(struct node *n, char *err, size_t errlen)
 {
-    n->fwd = sl_fwd_new(n->loop, FORWARD_TIMEOUT_MS);
+    const struct sl_admin_listen_config *a = n->file_cfg->admin;
+    if (a->ca_file) {
+        n->fwd_tls = sl_tls_client_ctx(a->ca_file, err, errlen);
+        if (!n->fwd_tls)
+            return -1;
+    }
+    n->fwd = sl_fwd_new(n->loop, FORWARD_TIMEOUT_MS, n->fwd_tls);
     n->forwarder = (struct sl_admin_forwarder){.forward = forward_write, .arg = n};
     if (n->fwd)
         n->routes = sl_admin_store_routes(n->admin, n->store, &n->forwarder);

@@ -864,8 +864,12 @@ class SluiceNode:
             token = self.admin_token_file.read_text().strip()
         if token is not None:
             req.add_header("Authorization", f"Bearer {token}")
+        ctx = None
+        if self.admin_url.startswith("https://"):
+            import ssl
+            ctx = ssl.create_default_context(cafile=str(self.tls.ca_file))
         try:
-            with urllib.request.urlopen(req, timeout=10) as r:
+            with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
@@ -1028,13 +1032,18 @@ class ClusterNode(SluiceNode):
 
     def __init__(self, state_dir: Union[str, Path], *, index: int, data_address: str,
                  raft_port: int, az: str, tls: TLSFiles, db: Optional[MariaDB] = None,
-                 members: Optional[list] = None, **kw):
+                 members: Optional[list] = None, admin_tls: bool = False, **kw):
         super().__init__(state_dir, index=index, proxies=[], tls=tls, db=db, az=az, **kw)
+        self.admin_tls = admin_tls  # HTTPS admin API; writes forwarded between nodes over TLS
         self.raft_id = index
         self.data_address = data_address
         self.raft_address = f"127.0.0.1:{raft_port}"
         self.data_dir = self.state_dir / f"{self.id}.data"
         self.members = members if members is not None else []  # shared list of member dicts
+
+    @property
+    def admin_url(self) -> str:
+        return f"{'https' if self.admin_tls else 'http'}://127.0.0.1:{self.admin_port}"
 
     def member(self) -> dict:
         return {"id": self.raft_id, "raft_address": self.raft_address, "admin_url": self.admin_url,
@@ -1047,7 +1056,9 @@ class ClusterNode(SluiceNode):
             "node": {"id": self.id, "az": self.az, "drain_timeout": self.drain_timeout},
             "tls": {"cert_file": str(self.tls.cert_file.resolve()), "key_file": str(self.tls.key_file.resolve())},
             "admin": {"host": "127.0.0.1", "port": self.admin_port,
-                      "token": f"file:{self.admin_token_file.resolve()}"},
+                      "token": f"file:{self.admin_token_file.resolve()}",
+                      **({"tls": True, "ca_file": str(self.tls.ca_file.resolve())}
+                         if self.admin_tls else {})},
             "cluster": {"id": self.raft_id, "raft_address": self.raft_address,
                         "data_dir": str(self.data_dir.resolve()), "data_address": self.data_address,
                         "initial_members": list(self.members)},
@@ -1138,7 +1149,8 @@ class RaftCluster:
     def __init__(self, state_dir: Union[str, Path], *, nodes: int = 3, db_port: Optional[int] = None,
                  proxy_port: Optional[int] = None, max_connections: int = 200, app_user: str = "app",
                  binary: Union[str, Path, None] = None, log_level: str = "info", drain_timeout: int = 5,
-                 tls: Optional[TLSFiles] = None, db: Optional[MariaDB] = None):
+                 tls: Optional[TLSFiles] = None, db: Optional[MariaDB] = None,
+                 admin_tls: bool = False):
         if not 1 <= nodes <= 5:
             raise LabError("a lab cluster has 1..5 nodes (data addresses 127.0.0.1..127.0.0.5)")
         self.state_dir = Path(state_dir).resolve()
@@ -1151,6 +1163,7 @@ class RaftCluster:
         self.log_level = log_level
         self.drain_timeout = drain_timeout
         self.tls, self.db = tls, db
+        self.admin_tls = admin_tls
         self._own_db = db is None
         self.nodes: list = []
         self.members: list = []
@@ -1196,7 +1209,7 @@ class RaftCluster:
             node = ClusterNode(self.state_dir, index=i, data_address=f"127.0.0.{i}", raft_port=raft_port,
                                az=azs[i - 1], tls=self.tls, db=self.db, binary=self.binary,
                                log_level=self.log_level, drain_timeout=self.drain_timeout,
-                               members=self.members)
+                               members=self.members, admin_tls=self.admin_tls)
             if saved:
                 node.admin_port = saved["nodes"][i - 1]["admin_port"]
             self.members.append(node.member())

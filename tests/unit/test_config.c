@@ -221,8 +221,14 @@ static void test_cluster_block(void **state)
     char *with_tls =
         edit(cluster_json, "tls", "{\"cert_file\": \"/c.pem\", \"key_file\": \"/k.pem\"}");
     char *admin_tls = edit(with_tls, "admin.tls", "true");
-    parse_err(admin_tls, "admin.tls: not supported with \"cluster\" yet (writes are forwarded "
-                         "between nodes over plain HTTP)");
+    parse_err(admin_tls, "admin.ca_file: required with \"cluster\" and admin.tls (to check the "
+                         "other nodes' certificates when writes are forwarded)");
+    char *with_ca = edit(admin_tls, "admin.ca_file", "\"/etc/sluice/ca.pem\"");
+    cfg = parse_ok(with_ca);
+    assert_true(cfg->admin->tls);
+    assert_string_equal(cfg->admin->ca_file, "/etc/sluice/ca.pem");
+    sl_config_free(cfg);
+    free(with_ca);
     free(admin_tls);
     free(with_tls);
     cluster_err("cluster.id", "0", "cluster.id: must be 1..9223372036854775807");
