@@ -23,7 +23,8 @@ import sluicelab  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster(lab_dir, tls, mariadb, app_user):
-    c = sluicelab.RaftCluster(lab_dir / "raft", nodes=3, tls=tls, db=mariadb, app_user=app_user.name)
+    c = sluicelab.RaftCluster(lab_dir / "raft", nodes=3, tls=tls, db=mariadb, app_user=app_user.name,
+                              proxy_port=sluicelab.free_port())  # not 6033: test files run in parallel
     c.app_user = app_user
     c.state_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -237,3 +238,19 @@ def test_sluicectl_against_the_cluster(cluster):
     assert r.returncode == 0 and r.stdout.startswith("leader: ") and "az-a" in r.stdout
     r = ctl(n3, "delete", "secret", "ctl-secret", "--if-match", str(rev))
     assert r.returncode == 0, r.stderr
+
+
+def test_transfer_leadership_through_the_api(cluster):
+    """POST /v1/cluster/transfer-leadership, sent to a follower (forwarded), hands leadership to the
+    node it names; writes keep working afterwards."""
+    old = cluster.wait_leader()
+    target = next(n for n in cluster.nodes if n is not old)
+    via = next(n for n in cluster.nodes if n is not old and n is not target) or target
+    status, _, doc = via.admin_json("POST", "/v1/cluster/transfer-leadership", {"id": target.raft_id})
+    assert status == 200, doc
+    deadline = time.monotonic() + 5
+    while cluster.leader() is not target:
+        assert time.monotonic() < deadline, f"leadership did not move to {target.id}"
+        time.sleep(0.05)
+    sluicelab.admin_write(old, "PUT", "/v1/secrets/after-transfer", {"ref": "env:AFTER_TRANSFER"})
+    wait_converged(cluster.nodes)

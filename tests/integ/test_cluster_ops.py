@@ -39,7 +39,8 @@ SNAPSHOT_TRAILING = 2048
 
 @pytest.fixture(scope="module")
 def cluster(lab_dir, tls, mariadb, app_user):
-    c = sluicelab.RaftCluster(lab_dir / "raft", nodes=3, tls=tls, db=mariadb, app_user=app_user.name)
+    c = sluicelab.RaftCluster(lab_dir / "raft", nodes=3, tls=tls, db=mariadb, app_user=app_user.name,
+                              proxy_port=sluicelab.free_port())  # not 6033: test files run in parallel
     c.app_user = app_user
     c.state_dir.mkdir(parents=True, exist_ok=True)
     c.extra_nodes = []  # nodes a test adds (the fourth), checked at teardown too

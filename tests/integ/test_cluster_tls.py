@@ -16,7 +16,8 @@ import sluicelab  # noqa: E402
 @pytest.fixture(scope="module")
 def cluster(lab_dir, tls, mariadb, app_user):
     c = sluicelab.RaftCluster(lab_dir / "raft-tls", nodes=3, tls=tls, db=mariadb,
-                              app_user=app_user.name, admin_tls=True)
+                              app_user=app_user.name, admin_tls=True,
+                              proxy_port=sluicelab.free_port())  # not 6033: files run in parallel
     c.app_user = app_user
     c.state_dir.mkdir(parents=True, exist_ok=True)
     try:
