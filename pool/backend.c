@@ -36,6 +36,13 @@ enum setup_step { STEP_TRACKING, STEP_MAX_CONNECTIONS, STEP_INIT_QUERY, STEP_DON
 static void on_be_read(struct sl_stream *st);
 static void on_be_error(struct sl_stream *st, int status);
 static void on_be_connected(struct sl_stream *st);
+/* A backend leaves the reset (done, failed or lost): the share stops counting on it. */
+static void leave_reset(struct sl_backend *b)
+{
+    if (b->state == SL_BE_RESETTING)
+        b->share->resetting--;
+}
+
 static void on_be_closed(struct sl_stream *st);
 
 static const struct sl_stream_ops backend_ops = {
@@ -96,6 +103,7 @@ void sl_backend_close(struct sl_backend *b)
     if (b->state == SL_BE_CLOSING)
         return;
     bool healthy = b->state == SL_BE_IDLE || b->state == SL_BE_RELAYING;
+    leave_reset(b);
     if (b->state == SL_BE_IDLE) {
         sl_list_remove(&b->link);
         b->share->target->idle--;
@@ -141,6 +149,7 @@ static void on_be_error(struct sl_stream *st, int status)
         sl_list_remove(&b->link);
         t->idle--;
     }
+    leave_reset(b);
     b->state = SL_BE_CLOSING;
     b->session = NULL;
     sl_stream_abort(&b->bs);
@@ -219,6 +228,8 @@ static void run_setup(struct sl_backend *b)
                 b->share->connecting--;
                 sl_pool_backend_ready(b);
             } else {
+                leave_reset(b);
+                b->state = SL_BE_RELAYING;
                 sl_pool_release(b, false);
             }
             return;
@@ -456,6 +467,7 @@ static void protocol_error(struct sl_backend *b)
     sl_warn(s ? s->id : 0, "backend %llu: malformed response; closing it",
             (unsigned long long)b->id);
     b->session = NULL;
+    leave_reset(b);
     b->state = SL_BE_CLOSING;
     sl_stream_abort(&b->bs);
     if (s)
@@ -683,6 +695,7 @@ void sl_backend_forward_infile(struct sl_backend *b, struct sl_buf *in)
 void sl_backend_reset(struct sl_backend *b)
 {
     b->state = SL_BE_RESETTING;
+    b->share->resetting++;
     b->setup_step = STEP_TRACKING - 1;
     char *schema = b->have.schema ? strdup(b->have.schema) : NULL;
     sl_vars_clear(&b->have);

@@ -74,6 +74,7 @@ struct sl_share {
     unsigned total;          /* backends of this share, any state */
     unsigned connecting;     /* of which still logging in or running setup */
     unsigned promised;       /* scratch: connecting backends not yet matched to a waiter */
+    unsigned resetting;      /* being reset before reuse: soon idle again */
     struct sl_vars baseline; /* variables the init query sets on every new backend */
     bool baseline_known;
 };

@@ -99,8 +99,12 @@ static struct sl_backend *take_idle(struct sl_session *s)
         if (b->have.hash == want->hash && sl_vars_equal(&b->have, want))
             best = b;
     }
+    /* Only backends others are affine to: take one, unless one of this share is being reset and
+     * will be idle in a moment (waiting for it keeps the others' LAST_INSERT_ID()). */
+    if (!best && !first && claimed && sh->resetting > 0)
+        return NULL;
     if (!best)
-        best = first ? first : claimed; /* only backends others are affine to: take one anyway */
+        best = first ? first : claimed;
     if (best) {
         sl_pool_unlink_affinity(best);
         sl_list_remove(&best->link);
@@ -135,7 +139,7 @@ static void open_for_waiters(struct sl_target *t)
     struct sl_list *pos, *tmp;
     sl_list_for_each_safe (pos, tmp, &t->shares) {
         struct sl_share *sh = sl_container_of(pos, struct sl_share, link);
-        sh->promised = sh->connecting;
+        sh->promised = sh->connecting + sh->resetting; /* both are idle soon */
     }
     sl_list_for_each_safe (pos, tmp, &t->waiters) {
         struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
