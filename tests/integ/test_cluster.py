@@ -19,30 +19,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import sluicelab  # noqa: E402
+from clustertools import run_cluster, wait_converged  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cluster(lab_dir, tls, mariadb, app_user):
-    c = sluicelab.RaftCluster(lab_dir / "raft", nodes=3, tls=tls, db=mariadb, app_user=app_user.name,
-                              proxy_port=sluicelab.free_port())  # not 6033: test files run in parallel
-    c.app_user = app_user
-    c.state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        c.make_nodes()
-        for n in c.nodes:
-            n.start(init_cluster=True)
-    except sluicelab.LabError as e:
-        c.stop()
-        pytest.fail(str(e), pytrace=False)
-    yield c
-    problems = []
-    for n in c.nodes:
-        n.stop()
-        mine = n.problems(0)
-        if mine:
-            problems += mine + [f"{n.log_path} ends with:\n{n.log_tail(40)}"]
-    if problems:
-        pytest.fail("cluster teardown:\n" + "\n".join(problems), pytrace=False)
+    yield from run_cluster(lab_dir / "raft", tls, mariadb, app_user)
 
 
 def query_through(cluster, node) -> tuple:
@@ -56,16 +38,6 @@ def proxies_bytes(node) -> bytes:
     assert status == 200, body
     return body
 
-
-def wait_converged(nodes, timeout=10.0) -> int:
-    """Wait until every node reports the same applied index; returns it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        applied = [(n.cluster_status() or {}).get("applied_index") for n in nodes]
-        if None not in applied and len(set(applied)) == 1:
-            return applied[0]
-        assert time.monotonic() < deadline, f"applied indexes differ: {applied}"
-        time.sleep(0.05)
 
 
 def test_proxy_created_through_a_follower_is_served_by_every_node(cluster):

@@ -10,32 +10,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-import sluicelab  # noqa: E402
+from clustertools import run_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cluster(lab_dir, tls, mariadb, app_user):
-    c = sluicelab.RaftCluster(lab_dir / "raft-tls", nodes=3, tls=tls, db=mariadb,
-                              app_user=app_user.name, admin_tls=True,
-                              proxy_port=sluicelab.free_port())  # not 6033: files run in parallel
-    c.app_user = app_user
-    c.state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        c.make_nodes()
-        for n in c.nodes:
-            n.start(init_cluster=True)
-    except sluicelab.LabError as e:
-        c.stop()
-        pytest.fail(str(e), pytrace=False)
-    yield c
-    problems = []
-    for n in c.nodes:
-        n.stop()
-        mine = n.problems(0)
-        if mine:
-            problems += mine + [f"{n.log_path} ends with:\n{n.log_tail(40)}"]
-    if problems:
-        pytest.fail("cluster teardown:\n" + "\n".join(problems), pytrace=False)
+    yield from run_cluster(lab_dir / "raft-tls", tls, mariadb, app_user, admin_tls=True)
 
 
 def test_writes_forwarded_over_tls_are_served_everywhere(cluster):
