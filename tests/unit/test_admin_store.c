@@ -32,6 +32,7 @@
 #include "admin/server.h"
 #include "admin/store_routes.h"
 #include "raft/store.h"
+#include "tests/unit/support.h"
 
 #define TOKEN   "t0ken-for-store-tests"
 #define WAIT_MS 8000
@@ -71,19 +72,6 @@ static bool run_until(pred_fn pred, void *arg, unsigned ms)
         uv_run(&t.loop, UV_RUN_ONCE);
     }
     return true;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* ---- stores and servers ------------------------------------------------------------------------

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "raft/store.h"
+#include "tests/unit/support.h"
 
 #define N_MAX   4
 #define WAIT_MS 8000
@@ -47,20 +48,6 @@ struct cluster {
     char root[64];
     struct node n[N_MAX];
 };
-
-/* A free port: bind port 0, read it back, release it. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static void on_watch(struct sl_store *s, uint64_t applied, void *arg)
 {
