@@ -1,4 +1,5 @@
-/* sluice_cclient: a MariaDB Connector/C client for the integration tests (tests/integ/test_clients.py).
+/* sluice_cclient: a MariaDB Connector/C client for the integration tests
+ * (tests/integ/test_clients.py).
  *
  * It connects with TLS, runs a file of SQL blocks and prints everything the client library hands
  * back (column metadata, row values, OK-packet fields, errors, transaction status) in a canonical
@@ -16,8 +17,8 @@
  * A "!cursor" line before "!prepare" opens a read-only cursor (rows come by COM_STMT_FETCH).
  * Lines starting with "#" at the top of a block are comments.
  *
- * Exit status: 0 when the file ran (SQL errors are part of the output), 1 when connecting or reading
- * failed, 2 on usage errors. */
+ * Exit status: 0 when the file ran (SQL errors are part of the output), 1 when connecting or
+ * reading failed, 2 on usage errors. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,14 +27,15 @@
 
 #include <mysql.h>
 
-static const char usage[] =
-    "Usage: sluice_cclient --host HOST --port PORT --user USER (--password PW | --password-file F)\n"
-    "                      [--ca CA_FILE] [--database DB] SQL_FILE\n"
-    "       sluice_cclient --help\n";
+static const char usage[] = "Usage: sluice_cclient --host HOST --port PORT --user USER (--password "
+                            "PW | --password-file F)\n"
+                            "                      [--ca CA_FILE] [--database DB] SQL_FILE\n"
+                            "       sluice_cclient --help\n";
 
 static const char help_text[] =
     "Runs the SQL blocks in SQL_FILE over one TLS connection (verified against CA_FILE; without\n"
-    "--ca the connection is plain TCP) and prints results in a canonical form for byte comparison.\n"
+    "--ca the connection is plain TCP) and prints results in a canonical form for byte "
+    "comparison.\n"
     "Blocks are separated by lines holding only ';;'. A block starting with '!prepare SQL' is a\n"
     "prepared statement executed once per following '!exec' line with tab-separated TYPE:VALUE\n"
     "parameters (int uint double str hex date datetime time null long:N:C); '!cursor' before\n"
@@ -79,8 +81,9 @@ static void print_status(MYSQL *m)
 {
     unsigned int st = 0;
     mariadb_get_infov(m, MARIADB_CONNECTION_SERVER_STATUS, &st);
-    printf("status: in_trans=%u autocommit=%u in_trans_readonly=%u\n", (st & SERVER_STATUS_IN_TRANS) ? 1u : 0u,
-           (st & SERVER_STATUS_AUTOCOMMIT) ? 1u : 0u, (st & SERVER_STATUS_IN_TRANS_READONLY) ? 1u : 0u);
+    printf("status: in_trans=%u autocommit=%u in_trans_readonly=%u\n",
+           (st & SERVER_STATUS_IN_TRANS) ? 1u : 0u, (st & SERVER_STATUS_AUTOCOMMIT) ? 1u : 0u,
+           (st & SERVER_STATUS_IN_TRANS_READONLY) ? 1u : 0u);
 }
 
 static void print_error(const char *what, unsigned int code, const char *sqlstate, const char *msg)
@@ -106,8 +109,9 @@ static void print_fields(MYSQL_FIELD *f, unsigned int n)
         print_cstr(f[i].db);
         printf(" catalog=");
         print_cstr(f[i].catalog);
-        printf(" type=%d length=%lu max_length=%lu decimals=%u charsetnr=%u flags=0x%x\n", (int)f[i].type,
-               f[i].length, f[i].max_length, f[i].decimals, f[i].charsetnr, f[i].flags);
+        printf(" type=%d length=%lu max_length=%lu decimals=%u charsetnr=%u flags=0x%x\n",
+               (int)f[i].type, f[i].length, f[i].max_length, f[i].decimals, f[i].charsetnr,
+               f[i].flags);
     }
 }
 
@@ -149,7 +153,8 @@ static void run_query(MYSQL *m, const char *sql, size_t len)
                 }
                 putchar('\n');
             }
-            printf("rows: %llu warnings=%u\n", (unsigned long long)mysql_num_rows(res), mysql_warning_count(m));
+            printf("rows: %llu warnings=%u\n", (unsigned long long)mysql_num_rows(res),
+                   mysql_warning_count(m));
             mysql_free_result(res);
         } else if (mysql_field_count(m) == 0) {
             print_ok(m, mysql_affected_rows(m), mysql_insert_id(m));
@@ -284,8 +289,9 @@ static int parse_param(char *spec, MYSQL_BIND *b, struct param *p)
         b->buffer = p->data;
         b->buffer_length = p->len;
         b->length = &p->len;
-    } else if (strcmp(type, "date") == 0 || strcmp(type, "datetime") == 0 || strcmp(type, "time") == 0) {
-        enum enum_mysql_timestamp_type tt = type[1] == 'i' ? MYSQL_TIMESTAMP_TIME
+    } else if (strcmp(type, "date") == 0 || strcmp(type, "datetime") == 0 ||
+               strcmp(type, "time") == 0) {
+        enum enum_mysql_timestamp_type tt = type[1] == 'i'      ? MYSQL_TIMESTAMP_TIME
                                             : strlen(type) == 4 ? MYSQL_TIMESTAMP_DATE
                                                                 : MYSQL_TIMESTAMP_DATETIME;
         if (parse_time(val, &p->t, tt) != 0)
@@ -321,11 +327,11 @@ static void print_time(const MYSQL_TIME *t, enum enum_field_types type)
     if (type == MYSQL_TYPE_DATE)
         printf("DATE(%04u-%02u-%02u)", t->year, t->month, t->day);
     else if (type == MYSQL_TYPE_TIME)
-        printf("TIME(%s%u:%02u:%02u.%06lu)", t->neg ? "-" : "", t->day * 24 + t->hour, t->minute, t->second,
-               t->second_part);
-    else
-        printf("DATETIME(%04u-%02u-%02u %02u:%02u:%02u.%06lu)", t->year, t->month, t->day, t->hour, t->minute,
+        printf("TIME(%s%u:%02u:%02u.%06lu)", t->neg ? "-" : "", t->day * 24 + t->hour, t->minute,
                t->second, t->second_part);
+    else
+        printf("DATETIME(%04u-%02u-%02u %02u:%02u:%02u.%06lu)", t->year, t->month, t->day, t->hour,
+               t->minute, t->second, t->second_part);
 }
 
 enum col_kind { COL_INT, COL_FLOAT, COL_DOUBLE, COL_TIME, COL_BYTES };
@@ -355,15 +361,9 @@ static void print_column(MYSQL_STMT *st, struct column *c, MYSQL_BIND *b, unsign
         else
             printf("%lld", c->i);
         break;
-    case COL_FLOAT:
-        printf("%.9g", (double)c->f);
-        break;
-    case COL_DOUBLE:
-        printf("%.17g", c->d);
-        break;
-    case COL_TIME:
-        print_time(&c->t, c->type);
-        break;
+    case COL_FLOAT: printf("%.9g", (double)c->f); break;
+    case COL_DOUBLE: printf("%.17g", c->d); break;
+    case COL_TIME: print_time(&c->t, c->type); break;
     case COL_BYTES:
         if (c->len <= sizeof c->small) {
             print_bytes(c->small, c->len);
@@ -431,7 +431,8 @@ static void bind_column(struct column *c, MYSQL_BIND *b, const MYSQL_FIELD *f)
     }
 }
 
-static void fetch_rows(MYSQL_STMT *st, struct column *cols, MYSQL_BIND *rb, unsigned int n, int cursor)
+static void fetch_rows(MYSQL_STMT *st, struct column *cols, MYSQL_BIND *rb, unsigned int n,
+                       int cursor)
 {
     if (mysql_stmt_bind_result(st, rb)) {
         print_stmt_error(st, "bind_result");
@@ -516,7 +517,8 @@ static void execute_bound(MYSQL_STMT *st, const struct param *pv, unsigned long 
     } while (rc == 0);
 }
 
-/* Parse the tab-separated parameters of one "!exec" line into binds; returns how many, or -1 (printed). */
+/* Parse the tab-separated parameters of one "!exec" line into binds; returns how many, or -1
+ * (printed). */
 static long parse_params(char *line, MYSQL_BIND *pb, struct param *pv, unsigned long want)
 {
     unsigned long got = 0;
@@ -641,7 +643,8 @@ static char *read_file(const char *path, size_t *len)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *user = NULL, *password = NULL, *password_file = NULL, *ca = NULL;
+    const char *host = "127.0.0.1", *user = NULL, *password = NULL, *password_file = NULL,
+               *ca = NULL;
     const char *database = NULL, *sql_file = NULL;
     unsigned int port = 3306;
     for (int i = 1; i < argc; i++) {
@@ -714,8 +717,8 @@ int main(int argc, char **argv)
     }
     if (!mysql_real_connect(m, host, user, password, database, port, NULL,
                             CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS)) {
-        fprintf(stderr, "sluice_cclient: connect to %s:%u as %s failed: %u (%s) %s\n", host, port, user,
-                mysql_errno(m), mysql_sqlstate(m), mysql_error(m));
+        fprintf(stderr, "sluice_cclient: connect to %s:%u as %s failed: %u (%s) %s\n", host, port,
+                user, mysql_errno(m), mysql_sqlstate(m), mysql_error(m));
         mysql_close(m);
         mysql_library_end();
         free(text);
@@ -731,8 +734,8 @@ int main(int argc, char **argv)
         free(pw_buf);
         return 1;
     }
-    fprintf(stderr, "sluice_cclient: connected to %s:%u as %s, server %s, tls %s\n", host, port, user,
-            mysql_get_server_info(m), cipher ? cipher : "off");
+    fprintf(stderr, "sluice_cclient: connected to %s:%u as %s, server %s, tls %s\n", host, port,
+            user, mysql_get_server_info(m), cipher ? cipher : "off");
 
     /* Split into lines, then into blocks at ";;" lines. */
     size_t n_lines = 1;

@@ -10,13 +10,11 @@
  * Command line: fields separated by TAB; inside a field \\ \t \n \r \0 stand for backslash, tab,
  * newline, carriage return and NUL.
  *   query SQL                    mysql_real_query, every result (multi-statements, CALL)
- *   prepare ID SQL [cursor]      mysql_stmt_prepare into slot ID (0..15); "cursor": read-only cursor,
- *                                prefetch 2 rows
- *   execute ID [P...]            bind and execute; P is i:N u:N d:X s:TEXT n: (NULL) l: (long data
- *                                sent before with "long"); without a cursor every result is fetched
- *   long ID PARAM N C            mysql_stmt_send_long_data: N bytes of character C, 64 KiB at a time
- *   fetch ID N                   fetch up to N rows of the open cursor
- *   stmt_reset ID / stmt_close ID
+ *   prepare ID SQL [cursor]      mysql_stmt_prepare into slot ID (0..15); "cursor": read-only
+ * cursor, prefetch 2 rows execute ID [P...]            bind and execute; P is i:N u:N d:X s:TEXT n:
+ * (NULL) l: (long data sent before with "long"); without a cursor every result is fetched long ID
+ * PARAM N C            mysql_stmt_send_long_data: N bytes of character C, 64 KiB at a time fetch ID
+ * N                   fetch up to N rows of the open cursor stmt_reset ID / stmt_close ID
  *   change_user USER PW [DB]     mysql_change_user (no DB or "" = none)
  *   reset_connection             mysql_reset_connection
  *   set_option on|off            mysql_set_server_option(MULTI_STATEMENTS_ON/OFF)
@@ -40,7 +38,7 @@
 
 #include <mysql.h>
 
-#define MAX_STMTS 16
+#define MAX_STMTS  16
 #define MAX_FIELDS 64
 
 static const char usage[] =
@@ -194,12 +192,13 @@ static void cmd_query(MYSQL *m, const char *sql, size_t len)
     printf("],\"status\":%u}\n", server_status(m));
 }
 
-/* ---- prepared statements ----------------------------------------------------------------------- */
+/* ---- prepared statements -----------------------------------------------------------------------
+ */
 
 struct slot {
     MYSQL_STMT *st;
     int cursor;
-    int has_result;         /* a result set is open for fetch */
+    int has_result; /* a result set is open for fetch */
     unsigned int nfields;
     MYSQL_BIND rb[MAX_FIELDS];
     char *buf[MAX_FIELDS];
@@ -362,7 +361,8 @@ static void cmd_execute(char **f, int nf)
     if ((unsigned long)np != mysql_stmt_param_count(s->st)) {
         /* Connector/C reads param_count binds: refuse here, as cclient.c does. */
         printf("{\"ok\":false,\"errno\":0,\"sqlstate\":\"\",\"error\":\"%d parameters given, "
-               "statement has %lu\"}\n", np, mysql_stmt_param_count(s->st));
+               "statement has %lu\"}\n",
+               np, mysql_stmt_param_count(s->st));
         return;
     }
     MYSQL_BIND *pb = xmalloc(sizeof *pb * (size_t)(np ? np : 1));
@@ -398,9 +398,7 @@ static void cmd_execute(char **f, int nf)
             pb[i].buffer_length = pv[i].len;
             pb[i].length = &pv[i].len;
             break;
-        case 'l':
-            pb[i].buffer_type = MYSQL_TYPE_BLOB;
-            break;
+        case 'l': pb[i].buffer_type = MYSQL_TYPE_BLOB; break;
         default:
             pv[i].is_null = 1;
             pb[i].buffer_type = MYSQL_TYPE_NULL;
@@ -659,8 +657,9 @@ int main(int argc, char **argv)
             else
                 printf("{\"ok\":true,\"status\":%u}\n", server_status(m));
         } else if (strcmp(c, "set_option") == 0 && nf >= 2) {
-            enum enum_mysql_set_option o = strcmp(f[1], "on") == 0 ? MYSQL_OPTION_MULTI_STATEMENTS_ON
-                                                                   : MYSQL_OPTION_MULTI_STATEMENTS_OFF;
+            enum enum_mysql_set_option o = strcmp(f[1], "on") == 0
+                                               ? MYSQL_OPTION_MULTI_STATEMENTS_ON
+                                               : MYSQL_OPTION_MULTI_STATEMENTS_OFF;
             if (mysql_set_server_option(m, o))
                 answer_error(m);
             else
