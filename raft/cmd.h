@@ -2,7 +2,10 @@
  *
  * A command changes one resource: PUT (create or replace) or DELETE of a proxy, a proxy's target
  * group, a proxy's target (named by the proxy and the target id), a secret (name -> "file:..." or
- * "env:..." reference, never a password) or a node. Layout, integers little-endian:
+ * "env:..." reference, never a password) or a node. A budget command (raft/budget.h) is a PUT of
+ * kind SL_RAFT_BUDGET named "budget" (SL_RAFT_BUDGET_NAME) whose body is the ops JSON; the codec
+ * treats it like any other kind and the state machine enforces the rest. Layout, integers
+ * little-endian:
  *
  *    0  u8       format version (SL_RAFT_CMD_VERSION)
  *    1  u8       op (enum sl_raft_op)
@@ -46,8 +49,10 @@ enum sl_raft_kind {
     SL_RAFT_TARGET = 3,       /* per proxy: name = proxy, id = target id */
     SL_RAFT_SECRET = 4,
     SL_RAFT_NODE = 5,
+    SL_RAFT_BUDGET = 6, /* the connection-budget table; not a resource of the read API */
 };
-#define SL_RAFT_KIND_MAX SL_RAFT_NODE
+#define SL_RAFT_KIND_MAX    SL_RAFT_BUDGET
+#define SL_RAFT_BUDGET_NAME "budget"
 
 /* Decoded pointers point into the decoded buffer; strings are not NUL-terminated. */
 struct sl_raft_cmd {

@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/bytes.h"
 #include "base/log.h"
+#include "raft/budget.h"
 
 enum {
     DB_META,
@@ -21,21 +22,24 @@ enum {
     DB_NODES,
     DB_REQUESTS,
     DB_REQ_BY_INDEX,
+    DB_BUDGET,
     DB_COUNT
 };
 
 static const char *const db_names[DB_COUNT] = {
-    "meta",    "proxies", "target_groups", "targets",
-    "secrets", "nodes",   "requests",      "requests_by_index",
+    "meta",  "proxies",  "target_groups",     "targets", "secrets",
+    "nodes", "requests", "requests_by_index", "budget",
 };
 
-/* Snapshot sections, in this order (requests_by_index is rebuilt from requests). */
-static const int snap_dbs[] = {DB_PROXIES, DB_TARGET_GROUPS, DB_TARGETS,
-                               DB_SECRETS, DB_NODES,         DB_REQUESTS};
-#define N_SNAP_DBS (sizeof(snap_dbs) / sizeof(snap_dbs[0]))
+/* Snapshot sections, in this order (requests_by_index is rebuilt from requests). Version 1
+ * snapshots end after requests; version 2 added the budget. */
+static const int snap_dbs[] = {DB_PROXIES, DB_TARGET_GROUPS, DB_TARGETS, DB_SECRETS,
+                               DB_NODES,   DB_REQUESTS,      DB_BUDGET};
+#define N_SNAP_DBS    (sizeof(snap_dbs) / sizeof(snap_dbs[0]))
+#define N_SNAP_DBS_V1 (N_SNAP_DBS - 1)
 
 #define SNAP_MAGIC   0x53464c53u /* "SLFS" read as little-endian u32 */
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 #define SNAP_HEADER  16
 #define REQ_VAL_LEN  17 /* u64 index, u8 outcome, u64 revision */
 #define KEY_MAX      (2 * SL_RAFT_NAME_MAX + 1)
@@ -66,6 +70,7 @@ static int kind_db(enum sl_raft_kind kind)
     case SL_RAFT_TARGET: return DB_TARGETS;
     case SL_RAFT_SECRET: return DB_SECRETS;
     case SL_RAFT_NODE: return DB_NODES;
+    case SL_RAFT_BUDGET: break; /* one table, not resources: see change_budget */
     }
     return -1;
 }
@@ -314,6 +319,81 @@ out:
     return rc;
 }
 
+static MDB_val budget_key(void)
+{
+    return val_of("table", 5);
+}
+
+/* The stored budget table (empty when absent) into t. 0 or an LMDB/errno code. */
+static int read_budget(struct sl_fsm *f, MDB_txn *txn, struct sl_budget_table *t)
+{
+    MDB_val k = budget_key(), v;
+    sl_budget_table_init(t);
+    int rc = mdb_get(txn, f->dbi[DB_BUDGET], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    char err[160];
+    rc = sl_budget_table_parse(v.mv_data, v.mv_size, t, err, sizeof err);
+    if (rc == -2)
+        return ENOMEM;
+    if (rc != 0) {
+        sl_error(0, "raft fsm: stored budget table: %s", err);
+        return MDB_CORRUPTED;
+    }
+    return 0;
+}
+
+/* A budget command: apply its ops to the stored table at `index` and store the table back. Only
+ * an unconditional PUT named SL_RAFT_BUDGET_NAME with a valid ops body is usable. As in
+ * render_body, running out of memory is an error, never SL_FSM_INVALID. */
+static int change_budget(struct sl_fsm *f, MDB_txn *txn, uint64_t index,
+                         const struct sl_raft_cmd *c, struct sl_fsm_result *res)
+{
+    size_t name_len = strlen(SL_RAFT_BUDGET_NAME);
+    if (c->op != SL_RAFT_PUT || c->expected_rev != 0 || c->name_len != name_len ||
+        memcmp(c->name, SL_RAFT_BUDGET_NAME, name_len) != 0) {
+        res->outcome = SL_FSM_INVALID;
+        return 0;
+    }
+    struct sl_budget_op *ops;
+    size_t n;
+    char err[160];
+    int rc = sl_budget_ops_parse(c->body, c->body_len, &ops, &n, err, sizeof err);
+    if (rc == -2)
+        return ENOMEM;
+    if (rc != 0) {
+        sl_warn(0, "raft fsm: index %llu: budget command refused: %s", (unsigned long long)index,
+                err);
+        res->outcome = SL_FSM_INVALID;
+        return 0;
+    }
+    struct sl_budget_table t;
+    char *text = NULL;
+    rc = read_budget(f, txn, &t);
+    if (rc == 0 && sl_budget_apply(&t, ops, n, index) != 0)
+        rc = ENOMEM;
+    if (rc == 0 && !(text = sl_budget_table_json(&t)))
+        rc = ENOMEM;
+    if (rc == 0) {
+        MDB_val k = budget_key(), v = val_of(text, strlen(text));
+        /* An empty table is no record at all, so each state has one representation. */
+        if (t.n_entries == 0 && t.n_leases == 0)
+            rc = del_if_present(txn, f->dbi[DB_BUDGET], &k);
+        else
+            rc = mdb_put(txn, f->dbi[DB_BUDGET], &k, &v, 0);
+    }
+    if (rc == 0) {
+        res->outcome = SL_FSM_OK;
+        res->revision = index;
+    }
+    free(text);
+    sl_budget_table_free(&t);
+    free(ops);
+    return rc;
+}
+
 static int prune_requests(struct sl_fsm *f, MDB_txn *txn)
 {
     MDB_stat st;
@@ -383,7 +463,8 @@ int sl_fsm_apply(struct sl_fsm *fsm, uint64_t index, const uint8_t *cmd, size_t 
         rc = mdb_get(txn, fsm->dbi[DB_REQUESTS], &rk, &rv);
         if (rc == MDB_NOTFOUND) {
             struct sl_fsm_result res = {.index = index};
-            if ((rc = change(fsm, txn, index, &c, &res)) != 0 ||
+            if ((rc = c.kind == SL_RAFT_BUDGET ? change_budget(fsm, txn, index, &c, &res)
+                                               : change(fsm, txn, index, &c, &res)) != 0 ||
                 (rc = record(fsm, txn, c.req_id, &res)) != 0)
                 goto fail;
         } else if (rc != 0) {
@@ -450,6 +531,8 @@ static int api_key(enum sl_raft_kind kind, const char *name, const char *id, str
 int sl_fsm_get(struct sl_fsm *fsm, enum sl_raft_kind kind, const char *name, const char *id,
                char **json, uint64_t *revision)
 {
+    if (kind == SL_RAFT_BUDGET)
+        return 1; /* not a resource: sl_fsm_budget reads it */
     struct key k;
     int ret = api_key(kind, name, id, &k);
     if (ret != 0)
@@ -526,6 +609,8 @@ int sl_fsm_list(struct sl_fsm *fsm, enum sl_raft_kind kind, const char *proxy, s
         if (r > 0)
             return 0; /* no proxy of that name can exist, so it has no targets */
         prefix.b[prefix.len++] = '\0';
+    } else if (kind == SL_RAFT_BUDGET && !proxy) {
+        return 0; /* not a resource: nothing to list */
     } else if (kind_db(kind) < 0 || proxy) {
         return -1;
     }
@@ -601,6 +686,32 @@ int sl_fsm_dump_json(struct sl_fsm *fsm, char **out)
     return ret;
 }
 
+int sl_fsm_budget(struct sl_fsm *fsm, char **json)
+{
+    static const char empty[] = "{\"entries\":{},\"leases\":{}}";
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(fsm->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return fail("read: begin", rc);
+    MDB_val k = budget_key(), v;
+    rc = mdb_get(txn, fsm->dbi[DB_BUDGET], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        v = val_of(empty, sizeof empty - 1);
+        rc = 0;
+    }
+    /* The record is the table's canonical JSON already: copy it without parsing. */
+    char *s = rc == 0 ? malloc(v.mv_size + 1) : NULL;
+    if (s) {
+        memcpy(s, v.mv_data, v.mv_size);
+        s[v.mv_size] = '\0';
+    }
+    mdb_txn_abort(txn);
+    if (!s)
+        return fail("read budget", rc != 0 ? rc : ENOMEM);
+    *json = s;
+    return 0;
+}
+
 static int buf_u32(struct sl_buf *b, uint32_t v)
 {
     uint8_t p[4];
@@ -666,9 +777,18 @@ int sl_fsm_snapshot(struct sl_fsm *fsm, uint8_t **buf, size_t *len)
     return 0;
 }
 
+/* The snapshot's version (1 or 2), or 0 when the header is not one of ours. */
+static uint32_t snap_version(const uint8_t *buf, size_t len)
+{
+    if (len < SNAP_HEADER || sl_get_u32(buf) != SNAP_MAGIC)
+        return 0;
+    uint32_t v = sl_get_u32(buf + 4);
+    return v >= 1 && v <= SNAP_VERSION ? v : 0;
+}
+
 int sl_fsm_snapshot_applied(const uint8_t *buf, size_t len, uint64_t *applied)
 {
-    if (len < SNAP_HEADER || sl_get_u32(buf) != SNAP_MAGIC || sl_get_u32(buf + 4) != SNAP_VERSION)
+    if (snap_version(buf, len) == 0)
         return -1;
     *applied = sl_get_u64(buf + 8);
     return 0;
@@ -708,9 +828,33 @@ static int key_less(const MDB_val *a, const MDB_val *b)
     return c < 0 || (c == 0 && a->mv_size < b->mv_size);
 }
 
-/* Structural checks of one snapshot entry: what apply could have written, nothing else. */
+/* The budget record: key "table" and the canonical JSON of a non-empty table (empty is no record)
+ * whose indexes are at most applied. 1 valid, 0 not, -1 out of memory. */
+static int budget_valid(const MDB_val *k, const MDB_val *v, uint64_t applied)
+{
+    MDB_val bk = budget_key();
+    if (k->mv_size != bk.mv_size || memcmp(k->mv_data, bk.mv_data, bk.mv_size) != 0)
+        return 0;
+    struct sl_budget_table t;
+    char err[160];
+    int rc = sl_budget_table_parse(v->mv_data, v->mv_size, &t, err, sizeof err);
+    if (rc != 0)
+        return rc == -2 ? -1 : 0;
+    char *text = sl_budget_table_json(&t);
+    int ok = !text ? -1
+                   : t.n_entries + t.n_leases > 0 && sl_budget_max_index(&t) <= applied &&
+                         strlen(text) == v->mv_size && memcmp(text, v->mv_data, v->mv_size) == 0;
+    free(text);
+    sl_budget_table_free(&t);
+    return ok;
+}
+
+/* Structural checks of one snapshot entry: what apply could have written, nothing else. 1 valid,
+ * 0 not, -1 out of memory. */
 static int entry_valid(int db, const MDB_val *k, const MDB_val *v, uint64_t applied)
 {
+    if (db == DB_BUDGET)
+        return budget_valid(k, v, applied);
     const uint8_t *vp = v->mv_data;
     if (db == DB_REQUESTS)
         return k->mv_size == SL_RAFT_REQID_LEN && v->mv_size == REQ_VAL_LEN && sl_get_u64(vp) > 0 &&
@@ -731,6 +875,7 @@ int sl_fsm_restore(struct sl_fsm *fsm, const uint8_t *buf, size_t len)
     if (sl_fsm_snapshot_applied(buf, len, &applied) != 0)
         return -1;
     struct reader r = {buf + SNAP_HEADER, len - SNAP_HEADER};
+    size_t sections = snap_version(buf, len) == 1 ? N_SNAP_DBS_V1 : N_SNAP_DBS;
     MDB_txn *txn;
     int rc = mdb_txn_begin(fsm->env, NULL, 0, &txn);
     if (rc != 0)
@@ -740,7 +885,7 @@ int sl_fsm_restore(struct sl_fsm *fsm, const uint8_t *buf, size_t len)
     if (rc == 0)
         rc = put_applied(fsm, txn, applied);
     int bad = 0;
-    for (size_t s = 0; s < N_SNAP_DBS && rc == 0 && !bad; s++) {
+    for (size_t s = 0; s < sections && rc == 0 && !bad; s++) {
         int db = snap_dbs[s];
         uint32_t count;
         MDB_val prev = {0, NULL}, k, v;
@@ -749,9 +894,14 @@ int sl_fsm_restore(struct sl_fsm *fsm, const uint8_t *buf, size_t len)
             break;
         }
         for (uint32_t i = 0; i < count && rc == 0; i++) {
-            if (rd_bytes(&r, &k) != 0 || rd_bytes(&r, &v) != 0 || (i > 0 && !key_less(&prev, &k)) ||
-                !entry_valid(db, &k, &v, applied)) {
-                bad = 1;
+            int valid = 0;
+            if (rd_bytes(&r, &k) == 0 && rd_bytes(&r, &v) == 0 && (i == 0 || key_less(&prev, &k)))
+                valid = entry_valid(db, &k, &v, applied);
+            if (valid <= 0) {
+                if (valid < 0)
+                    rc = ENOMEM;
+                else
+                    bad = 1;
                 break;
             }
             prev = k;

@@ -9,6 +9,8 @@
  *   targets        proxy "\0" id -> u64 revision + JSON text
  *   requests       request id -> u64 index, u8 outcome, u64 revision (the last max_requests)
  *   requests_by_index  u64 big-endian index -> request id (to prune the oldest)
+ *   budget         "table" -> the connection-budget table as canonical JSON (raft/budget.h);
+ *                  absent = empty table (an empty table is never stored)
  *
  * Guarantees. The state depends only on the sequence of (index, command) pairs that Raft
  * committed: no clock, no randomness, no local configuration is consulted (apart from
@@ -21,7 +23,12 @@
  *   - a PUT stores the body with "revision": index added (canonical JSON: compact, sorted keys);
  *     deleting a proxy also deletes its target group and targets;
  *   - a malformed command is never an error: undecodable bytes only advance the applied index,
- *     a decodable command with an unusable body is recorded as SL_FSM_INVALID.
+ *     a decodable command with an unusable body is recorded as SL_FSM_INVALID;
+ *   - a budget command (kind SL_RAFT_BUDGET: PUT, name SL_RAFT_BUDGET_NAME, expected revision 0,
+ *     body = ops JSON) applies its ops to the budget table at its index (sl_budget_apply) with
+ *     outcome SL_FSM_OK and revision = index. Anything else of that kind (DELETE, another name,
+ *     an expected revision, a body sl_budget_ops_parse refuses) is SL_FSM_INVALID and changes
+ *     nothing. The budget is not a resource: get, list and dump_json do not show it.
  * Apply fails (-1, nothing changed) only when LMDB itself fails (disk or map full): the node then
  * stops applying rather than diverging from the others.
  *
@@ -47,7 +54,8 @@ enum sl_fsm_outcome {
     SL_FSM_OK = 1,        /* applied; revision = the new revision (0 after a DELETE) */
     SL_FSM_CONFLICT = 2,  /* expected revision differed; revision = the current one */
     SL_FSM_NOT_FOUND = 3, /* DELETE of an absent resource, or PUT below an absent proxy */
-    SL_FSM_INVALID = 4,   /* body not usable (not a JSON object, reserved key, bad secret ref) */
+    SL_FSM_INVALID = 4,   /* body not usable (not a JSON object, reserved key, bad secret ref,
+                             bad budget ops) or budget command not a plain PUT */
 };
 
 struct sl_fsm_result {
@@ -71,7 +79,8 @@ int sl_fsm_applied(struct sl_fsm *fsm, uint64_t *index);
 int sl_fsm_outcome(struct sl_fsm *fsm, const uint8_t req_id[SL_RAFT_REQID_LEN],
                    struct sl_fsm_result *out);
 /* One resource: *json (malloc'd, NUL-terminated, the caller frees it) and its revision. For a
- * target, name is the proxy and id the target id; id is NULL for every other kind. */
+ * target, name is the proxy and id the target id; id is NULL for every other kind. The kind
+ * SL_RAFT_BUDGET is never found (use sl_fsm_budget). */
 int sl_fsm_get(struct sl_fsm *fsm, enum sl_raft_kind kind, const char *name, const char *id,
                char **json, uint64_t *revision);
 
@@ -80,20 +89,27 @@ int sl_fsm_get(struct sl_fsm *fsm, enum sl_raft_kind kind, const char *name, con
 typedef int (*sl_fsm_list_cb)(const char *name, size_t name_len, const char *json, size_t json_len,
                               uint64_t revision, void *arg);
 /* Walk a kind; for targets, `proxy` names the proxy whose targets are listed (NULL otherwise).
- * Returns 0, the callback's non-zero value, or -1 on a storage failure. */
+ * Returns 0, the callback's non-zero value, or -1 on a storage failure. SL_RAFT_BUDGET lists
+ * nothing. */
 int sl_fsm_list(struct sl_fsm *fsm, enum sl_raft_kind kind, const char *proxy, sl_fsm_list_cb cb,
                 void *arg);
 
 /* The whole configuration as one canonical JSON document (compact, keys sorted), to compare
  * nodes byte for byte: {"nodes":{..},"proxies":{..},"secrets":{..},"target_groups":{..},
- * "targets":{proxy:{id:{..}}}}. Applied index and request outcomes are not part of it. Returns 0
- * with *out malloc'd (the caller frees it), or -1. */
+ * "targets":{proxy:{id:{..}}}}. Applied index, request outcomes and the budget are not part of it
+ * (the budget changes all the time, and nodes compare dumps while it does). Returns 0 with *out
+ * malloc'd (the caller frees it), or -1. */
 int sl_fsm_dump_json(struct sl_fsm *fsm, char **out);
+
+/* The budget table as canonical JSON (sl_budget_table_json; "{\"entries\":{},\"leases\":{}}"
+ * when empty). Returns 0 with *json malloc'd (the caller frees it), or -1 on a storage failure. */
+int sl_fsm_budget(struct sl_fsm *fsm, char **json);
 
 /* Snapshot: every database but requests_by_index (rebuilt on restore), in a fixed order and in
  * key order, so equal states give equal bytes. Layout, little-endian:
- *   "SLFS" u32 version(1) u64 applied, then for proxies, target_groups, targets, secrets, nodes,
- *   requests: u32 count, count x (u32 key length, key, u32 value length, value).
+ *   "SLFS" u32 version(2) u64 applied, then for proxies, target_groups, targets, secrets, nodes,
+ *   requests, budget: u32 count, count x (u32 key length, key, u32 value length, value).
+ * Restore also accepts version 1, which has no budget section (the budget is then empty).
  * sl_fsm_snapshot returns 0 with *buf malloc'd, or -1. */
 int sl_fsm_snapshot(struct sl_fsm *fsm, uint8_t **buf, size_t *len);
 /* The applied index recorded in a snapshot (pure; checks the header only). 0 or -1. */

@@ -775,6 +775,11 @@ int sl_store_dump(struct sl_store *s, char **out)
     return sl_fsm_dump_json(s->fsm, out);
 }
 
+int sl_store_budget(struct sl_store *s, char **json)
+{
+    return sl_fsm_budget(s->fsm, json);
+}
+
 int sl_store_outcome(struct sl_store *s, const uint8_t req_id[SL_RAFT_REQID_LEN],
                      struct sl_fsm_result *out)
 {

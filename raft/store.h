@@ -211,6 +211,7 @@ int sl_store_get(struct sl_store *s, enum sl_raft_kind kind, const char *name, c
 int sl_store_list(struct sl_store *s, enum sl_raft_kind kind, const char *proxy, sl_fsm_list_cb cb,
                   void *arg);
 int sl_store_dump(struct sl_store *s, char **out);
+int sl_store_budget(struct sl_store *s, char **json);
 int sl_store_outcome(struct sl_store *s, const uint8_t req_id[SL_RAFT_REQID_LEN],
                      struct sl_fsm_result *out);
 

@@ -161,7 +161,7 @@ static void test_bad_fields(void **state)
     expect_bad(p, len, 1, 0);              /* op */
     expect_bad(p, len, 1, 3);              /* op */
     expect_bad(p, len, 2, 0);              /* kind */
-    expect_bad(p, len, 2, 6);              /* kind */
+    expect_bad(p, len, 2, 7);              /* kind */
     expect_bad(p, len, 2, 3);              /* target without an id */
     expect_bad(p, len, 3, 0);              /* empty name */
     expect_bad(p, len, 3, 4);              /* name length disagrees with the total */
@@ -222,12 +222,39 @@ static void test_encode_refuses_invalid(void **state)
     assert_int_equal(sl_raft_cmd_size(&bad), 0);
 }
 
+/* A budget command: PUT, kind 6, name "budget", no id, the ops JSON as body. */
+static void test_budget_command(void **state)
+{
+    static const char body[] = "{\"ops\":[{\"node\":3,\"op\":\"revoke\"}]}";
+    struct sl_raft_cmd c = {.op = SL_RAFT_PUT, .kind = SL_RAFT_BUDGET}, d;
+    memset(c.req_id, 0x5a, SL_RAFT_REQID_LEN);
+    c.name = SL_RAFT_BUDGET_NAME;
+    c.name_len = strlen(SL_RAFT_BUDGET_NAME);
+    c.body = body;
+    c.body_len = strlen(body);
+    size_t len;
+    uint8_t *p = encode(&c, &len);
+    /* 36 + 6 + 33 = 75 -> padded to 80 */
+    assert_int_equal(len, 80);
+    static const uint8_t head[] = {1, 1, 6, 6, 0, 0, 0, 0};
+    assert_memory_equal(p, head, sizeof head);
+    assert_memory_equal(p + 36, "budget{\"ops\"", 12);
+    assert_int_equal(decode_exact(p, len, &d), 0);
+    assert_same(&c, &d);
+    free(p);
+    /* As for every kind but targets, an id is refused. */
+    c.id = "x";
+    c.id_len = 1;
+    assert_int_equal(sl_raft_cmd_size(&c), 0);
+}
+
 static void test_names(void **state)
 {
     assert_string_equal(sl_raft_kind_name(SL_RAFT_TARGET_GROUP), "target_group");
     assert_string_equal(sl_raft_kind_name(SL_RAFT_NODE), "node");
     assert_null(sl_raft_kind_name((enum sl_raft_kind)0));
-    assert_null(sl_raft_kind_name((enum sl_raft_kind)6));
+    assert_string_equal(sl_raft_kind_name(SL_RAFT_BUDGET), "budget");
+    assert_null(sl_raft_kind_name((enum sl_raft_kind)7));
     assert_true(sl_raft_name_valid("Az09._-", 7));
     assert_false(sl_raft_name_valid("", 0));
     assert_false(sl_raft_name_valid("a b", 3));
@@ -243,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_trailing_garbage),
         cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_encode_refuses_invalid),
+        cmocka_unit_test(test_budget_command),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /* The LMDB state machine without Raft: apply semantics (put, delete, cascade, revisions,
  * compare-and-set, duplicates, replay, invalid bodies), the read API, bounded request outcomes,
- * snapshot/restore round trips and rejection of every truncated snapshot. Each test works in its
- * own mkdtemp directory. */
+ * snapshot/restore round trips and rejection of every truncated snapshot, and the budget table
+ * (budget commands, their replay and duplicates, snapshot versions 1 and 2). Each test works in
+ * its own mkdtemp directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "base/bytes.h"
 #include "raft/cmd.h"
 #include "raft/fsm.h"
 
@@ -482,6 +484,285 @@ static void test_reopen_keeps_state(void **state)
     assert_non_null(strstr(err, "/nonexistent/sl_raft"));
 }
 
+/* --- The budget table ------------------------------------------------------------------------ */
+
+#define BUDGET(e, body) run(e, SL_RAFT_PUT, SL_RAFT_BUDGET, SL_RAFT_BUDGET_NAME, NULL, body, 0)
+#define EMPTY_BUDGET    "{\"entries\":{},\"leases\":{}}"
+
+static const char limit_set[] =
+    "{\"ops\":[{\"op\":\"limit\",\"key\":\"app/db:3306\",\"max_connections\":60,\"percent\":50,"
+    "\"reserve\":1},{\"op\":\"set\",\"key\":\"app/db:3306\",\"node\":2,\"quota\":40}]}";
+
+static void assert_budget(struct sl_fsm *f, const char *want)
+{
+    char *s = NULL;
+    assert_int_equal(sl_fsm_budget(f, &s), 0);
+    assert_string_equal(s, want);
+    free(s);
+}
+
+static void test_budget_apply(void **state)
+{
+    struct env *e = *state;
+    assert_budget(e->fsm, EMPTY_BUDGET);
+    PUT(e, SL_RAFT_PROXY, "app", NULL, "{}");
+    char *before = dump(e->fsm);
+    struct sl_fsm_result r = BUDGET(e, limit_set);
+    assert_int_equal(r.outcome, SL_FSM_OK);
+    assert_true(r.revision == 2);
+    assert_budget(e->fsm, "{\"entries\":{\"app/db:3306\":{\"budget\":30,\"holders\":{\"2\":{"
+                          "\"cap\":29,\"index\":2,\"quota\":29}},\"index\":2,\"max_connections\":"
+                          "60,\"percent\":50,\"reserve\":1}},\"leases\":{}}");
+
+    /* Not a resource: dump, get and list do not show it. */
+    char *after = dump(e->fsm);
+    assert_string_equal(before, after);
+    char *j;
+    uint64_t rev;
+    assert_int_equal(sl_fsm_get(e->fsm, SL_RAFT_BUDGET, SL_RAFT_BUDGET_NAME, NULL, &j, &rev), 1);
+    struct seen s = {0};
+    assert_int_equal(sl_fsm_list(e->fsm, SL_RAFT_BUDGET, NULL, collect, &s), 0);
+    assert_int_equal(s.n, 0);
+
+    /* An empty ops list is a valid command. */
+    r = BUDGET(e, "{\"ops\":[]}");
+    assert_int_equal(r.outcome, SL_FSM_OK);
+    assert_true(r.revision == 3);
+
+    /* Releasing everything empties the table, and an empty table is stored as no record: the
+     * snapshot's budget section (the last 4 bytes) counts 0. */
+    r = BUDGET(e, "{\"ops\":[{\"op\":\"revoke\",\"node\":2},{\"op\":\"forget\",\"key\":"
+                  "\"app/db:3306\"}]}");
+    assert_int_equal(r.outcome, SL_FSM_OK);
+    assert_budget(e->fsm, EMPTY_BUDGET);
+    uint8_t *snap;
+    size_t len;
+    assert_int_equal(sl_fsm_snapshot(e->fsm, &snap, &len), 0);
+    assert_int_equal(sl_get_u32(snap + len - 4), 0);
+    free(snap);
+    free(before);
+    free(after);
+}
+
+static void test_budget_invalid(void **state)
+{
+    struct env *e = *state;
+    BUDGET(e, limit_set);
+    static const char *const bad[] = {
+        "{}",
+        "not json",
+        "{\"ops\":[{\"op\":\"grow\"}]}",
+        "{\"ops\":[{\"op\":\"revoke\",\"node\":0}]}",
+        /* a valid op before an invalid one: none of the command applies */
+        "{\"ops\":[{\"op\":\"renew\",\"node\":1,\"seq\":1},{\"op\":\"renew\",\"node\":1}]}",
+    };
+    char *before = NULL;
+    assert_int_equal(sl_fsm_budget(e->fsm, &before), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(BUDGET(e, bad[i]).outcome, SL_FSM_INVALID);
+    /* Only an unconditional PUT named "budget" is a budget command. */
+    struct sl_fsm_result r =
+        run(e, SL_RAFT_PUT, SL_RAFT_BUDGET, SL_RAFT_BUDGET_NAME, NULL, "{\"ops\":[]}", 1);
+    assert_int_equal(r.outcome, SL_FSM_INVALID);
+    r = run(e, SL_RAFT_PUT, SL_RAFT_BUDGET, "budgets", NULL, "{\"ops\":[]}", 0);
+    assert_int_equal(r.outcome, SL_FSM_INVALID);
+    r = run(e, SL_RAFT_DELETE, SL_RAFT_BUDGET, SL_RAFT_BUDGET_NAME, NULL, NULL, 0);
+    assert_int_equal(r.outcome, SL_FSM_INVALID);
+    assert_budget(e->fsm, before);
+    assert_true(applied(e->fsm) == e->index);
+    free(before);
+}
+
+static void test_budget_replay_and_duplicate(void **state)
+{
+    struct env *e = *state;
+    size_t len, qlen;
+    uint8_t *p = cmd(SL_RAFT_PUT, SL_RAFT_BUDGET, SL_RAFT_BUDGET_NAME, NULL,
+                     "{\"ops\":[{\"op\":\"renew\",\"node\":3,\"seq\":1}]}", 0, 7, &len);
+    uint8_t *q = cmd(SL_RAFT_PUT, SL_RAFT_BUDGET, SL_RAFT_BUDGET_NAME, NULL,
+                     "{\"ops\":[{\"op\":\"renew\",\"node\":3,\"seq\":2}]}", 0, 8, &qlen);
+    static const char at10[] = "{\"entries\":{},\"leases\":{\"3\":{\"index\":10,\"seq\":1}}}";
+    assert_int_equal(sl_fsm_apply(e->fsm, 10, p, len), 0);
+    assert_budget(e->fsm, at10);
+    /* Replay: an index at or below the applied one is skipped, whatever it carries. */
+    assert_int_equal(sl_fsm_apply(e->fsm, 10, q, qlen), 0);
+    assert_int_equal(sl_fsm_apply(e->fsm, 4, q, qlen), 0);
+    assert_budget(e->fsm, at10);
+    /* The same request again at a later index: skipped (the lease keeps index 10), the applied
+     * index advances. */
+    assert_int_equal(sl_fsm_apply(e->fsm, 11, p, len), 0);
+    assert_budget(e->fsm, at10);
+    assert_true(applied(e->fsm) == 11);
+    uint8_t rid[SL_RAFT_REQID_LEN];
+    struct sl_fsm_result r;
+    req_id(rid, 7);
+    assert_int_equal(sl_fsm_outcome(e->fsm, rid, &r), 0);
+    assert_true(r.index == 10 && r.revision == 10 && r.outcome == SL_FSM_OK);
+    req_id(rid, 8);
+    assert_int_equal(sl_fsm_outcome(e->fsm, rid, &r), 1);
+    assert_int_equal(sl_fsm_apply(e->fsm, 12, q, qlen), 0);
+    assert_budget(e->fsm, "{\"entries\":{},\"leases\":{\"3\":{\"index\":12,\"seq\":2}}}");
+    free(p);
+    free(q);
+}
+
+static void test_budget_snapshot_restore(void **state)
+{
+    struct env *e = *state;
+    populate(e);
+    BUDGET(e, limit_set);
+    BUDGET(e, "{\"ops\":[{\"op\":\"renew\",\"node\":2,\"seq\":5}]}");
+    uint8_t *snap;
+    size_t len;
+    assert_int_equal(sl_fsm_snapshot(e->fsm, &snap, &len), 0);
+    assert_int_equal(sl_get_u32(snap + 4), 2);
+
+    struct env other = {0};
+    make_dir(other.dir, sizeof other.dir);
+    other.fsm = open_in(other.dir, 0);
+    other.next_req = 100;
+    BUDGET(&other, "{\"ops\":[{\"op\":\"renew\",\"node\":9,\"seq\":1}]}");
+    assert_int_equal(sl_fsm_restore(other.fsm, snap, len), 0);
+    char *a = NULL, *b = NULL;
+    assert_int_equal(sl_fsm_budget(e->fsm, &a), 0);
+    assert_budget(other.fsm, a);
+    assert_non_null(strstr(a, "\"leases\":{\"2\":{\"index\":10,\"seq\":5}}"));
+    free(a);
+    a = dump(e->fsm);
+    b = dump(other.fsm);
+    assert_string_equal(a, b);
+    assert_true(applied(other.fsm) == 10);
+    uint8_t *snap2;
+    size_t len2;
+    assert_int_equal(sl_fsm_snapshot(other.fsm, &snap2, &len2), 0);
+    assert_int_equal(len, len2);
+    assert_memory_equal(snap, snap2, len);
+    free(snap2);
+
+    /* Truncated anywhere (the budget section included): refused, nothing changes. */
+    char *before = NULL;
+    assert_int_equal(sl_fsm_budget(other.fsm, &before), 0);
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *t = malloc(n ? n : 1);
+        assert_non_null(t);
+        memcpy(t, snap, n);
+        assert_int_equal(sl_fsm_restore(other.fsm, t, n), -1);
+        free(t);
+    }
+    assert_budget(other.fsm, before);
+    free(before);
+    free(a);
+    free(b);
+    free(snap);
+    sl_fsm_close(other.fsm);
+    remove_dir(other.dir);
+}
+
+/* A snapshot written by hand: empty sections, then for version 2 a budget section holding one
+ * record (key, value) or none (key NULL). */
+static uint8_t *hand_snapshot(uint32_t version, uint64_t applied_index, const char *key,
+                              const char *value, size_t *len)
+{
+    size_t klen = key ? strlen(key) : 0, vlen = value ? strlen(value) : 0;
+    size_t n = 16 + 6 * 4 + (version >= 2 ? 4 : 0) + (key ? 8 + klen + vlen : 0);
+    uint8_t *p = calloc(1, n);
+    assert_non_null(p);
+    memcpy(p, "SLFS", 4);
+    sl_put_u32(p + 4, version);
+    sl_put_u64(p + 8, applied_index);
+    uint8_t *w = p + 16 + 6 * 4;
+    if (version >= 2) {
+        sl_put_u32(w, key ? 1 : 0);
+        w += 4;
+    }
+    if (key) {
+        sl_put_u32(w, (uint32_t)klen);
+        memcpy(w + 4, key, klen);
+        w += 4 + klen;
+        sl_put_u32(w, (uint32_t)vlen);
+        memcpy(w + 4, value, vlen);
+    }
+    *len = n;
+    return p;
+}
+
+static int restore_hand(struct env *e, uint32_t version, uint64_t applied_index, const char *key,
+                        const char *value)
+{
+    size_t len;
+    uint8_t *p = hand_snapshot(version, applied_index, key, value, &len);
+    int rc = sl_fsm_restore(e->fsm, p, len);
+    free(p);
+    return rc;
+}
+
+static void test_budget_snapshot_versions(void **state)
+{
+    struct env *e = *state;
+    /* A version 1 snapshot (no budget section) of a real store restores over a store that holds
+     * a budget: same configuration, empty budget. */
+    populate(e);
+    uint8_t *snap;
+    size_t len;
+    assert_int_equal(sl_fsm_snapshot(e->fsm, &snap, &len), 0);
+    assert_int_equal(sl_get_u32(snap + len - 4), 0); /* the empty budget section */
+    sl_put_u32(snap + 4, 1);
+    struct env other = {0};
+    make_dir(other.dir, sizeof other.dir);
+    other.fsm = open_in(other.dir, 0);
+    other.next_req = 100;
+    BUDGET(&other, limit_set);
+    assert_int_equal(sl_fsm_restore(other.fsm, snap, len), -1); /* v1 with a budget section */
+    assert_int_equal(sl_fsm_restore(other.fsm, snap, len - 4), 0);
+    assert_budget(other.fsm, EMPTY_BUDGET);
+    char *a = dump(e->fsm), *b = dump(other.fsm);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    uint64_t idx;
+    assert_int_equal(sl_fsm_snapshot_applied(snap, len - 4, &idx), 0);
+    assert_true(idx == 8);
+    sl_put_u32(snap + 4, 3);
+    assert_int_equal(sl_fsm_snapshot_applied(snap, len, &idx), -1);
+    assert_int_equal(sl_fsm_restore(other.fsm, snap, len), -1);
+    free(snap);
+    sl_fsm_close(other.fsm);
+    remove_dir(other.dir);
+
+    /* Hand-made budget sections: only what apply could have stored is accepted. */
+    static const char good[] =
+        "{\"entries\":{\"k\":{\"budget\":30,\"holders\":{\"2\":{\"cap\":10,\"index\":12,"
+        "\"quota\":10}},\"index\":12,\"max_connections\":60,\"percent\":50,\"reserve\":1}},"
+        "\"leases\":{\"2\":{\"index\":5,\"seq\":77}}}";
+    assert_int_equal(restore_hand(e, 2, 12, "table", good), 0);
+    assert_budget(e->fsm, good);
+    assert_true(applied(e->fsm) == 12);
+    assert_int_equal(restore_hand(e, 2, 11, "table", good), -1); /* index 12 after applied 11 */
+    assert_int_equal(restore_hand(e, 2, 12, "tablex", good), -1);
+    assert_int_equal(restore_hand(e, 2, 12, "table", EMPTY_BUDGET), -1); /* never stored */
+    assert_int_equal(restore_hand(e, 2, 12, "table", "{\"entries\":{}, \"leases\":{}}"), -1);
+    assert_int_equal(restore_hand(e, 2, 12, "table",
+                                  "{\"leases\":{},\"entries\":{\"k\":{"
+                                  "\"budget\":3,\"holders\":{},\"index\":1,"
+                                  "\"max_connections\":6,\"percent\":50,"
+                                  "\"reserve\":0}}}"),
+                     -1); /* not canonical: keys out of order */
+    assert_int_equal(restore_hand(e, 2, 12, "table",
+                                  "{\"entries\":{\"k\":{\"budget\":4,"
+                                  "\"holders\":{},\"index\":1,"
+                                  "\"max_connections\":6,\"percent\":50,"
+                                  "\"reserve\":0}},\"leases\":{}}"),
+                     -1); /* budget inconsistent with the limits */
+    assert_budget(e->fsm, good);
+    /* Version 2 without a budget record, version 1: an empty budget. */
+    assert_int_equal(restore_hand(e, 2, 3, NULL, NULL), 0);
+    assert_budget(e->fsm, EMPTY_BUDGET);
+    assert_int_equal(restore_hand(e, 2, 12, "table", good), 0);
+    assert_int_equal(restore_hand(e, 1, 4, NULL, NULL), 0);
+    assert_budget(e->fsm, EMPTY_BUDGET);
+    assert_true(applied(e->fsm) == 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +775,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requests_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_invalid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_replay_and_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_snapshot_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_snapshot_versions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
