@@ -1,0 +1,304 @@
+/* Monitor and fence probes on Connector/C's blocking API, in libuv's thread pool. The work callback
+ * touches only its own struct probe; the loop thread touches it again only in after_work. */
+#include "budget/dbprobe.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <mysqld_error.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mysql.h>
+#include <openssl/crypto.h>
+
+#include "base/log.h"
+
+#define ROUND_PAUSE_MS 50
+
+struct probe {
+    uv_work_t work;
+    struct sl_dbprobe_request rq; /* fence_ip rewritten in canonical dotted form */
+    struct sl_dbprobe_result res;
+    uint64_t elapsed_ms;
+    sl_dbprobe_cb cb;
+    void *arg;
+};
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static bool lib_ok; /* written once under lib_once, read after pthread_once returns */
+
+static void lib_init(void)
+{
+    lib_ok = mysql_library_init(0, NULL, NULL) == 0;
+}
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+/* Records the first failure only: later ones are usually its consequences. */
+static void fail(struct probe *p, const char *fmt, ...) SL_PRINTF(2, 3);
+static void fail(struct probe *p, const char *fmt, ...)
+{
+    if (p->res.error[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->res.error, sizeof p->res.error, fmt, ap);
+    va_end(ap);
+}
+
+/* Connector/C's messages name the user and client host, never the password. */
+static void fail_mysql(struct probe *p, MYSQL *m, const char *user, const char *what)
+{
+    fail(p, "%s:%u user %s: %s: %s (%u)", p->rq.host, p->rq.port, user, what, mysql_error(m),
+         mysql_errno(m));
+}
+
+static MYSQL *connect_user(struct probe *p, const struct sl_dbprobe_cred *c, uint64_t deadline)
+{
+    uint64_t now = now_ms();
+    if (now >= deadline) {
+        fail(p, "%s:%u user %s: timed out after %u ms before connecting", p->rq.host, p->rq.port,
+             c->user, p->rq.timeout_ms);
+        return NULL;
+    }
+    /* Whole seconds, rounded up (so at least 1): what is left of the operation's bound. */
+    unsigned secs = (unsigned)((deadline - now + 999) / 1000);
+    unsigned proto = MYSQL_PROTOCOL_TCP; /* "localhost" would otherwise mean the unix socket */
+    MYSQL *m = mysql_init(NULL);
+    if (!m) {
+        fail(p, "%s:%u: out of memory", p->rq.host, p->rq.port);
+        return NULL;
+    }
+    mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &secs);
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &secs);
+    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &secs);
+    mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
+    if (p->rq.bind_ip[0])
+        mysql_options(m, MYSQL_OPT_BIND, p->rq.bind_ip);
+    if (!mysql_real_connect(m, p->rq.host, c->user, c->password, NULL, p->rq.port, NULL, 0)) {
+        fail_mysql(p, m, c->user, "connect");
+        mysql_close(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* The result set of sql (buffered, so the connection is free for other statements meanwhile). */
+static MYSQL_RES *query(struct probe *p, MYSQL *m, const char *user, const char *sql)
+{
+    MYSQL_RES *rs = NULL;
+    if (mysql_real_query(m, sql, strlen(sql)) != 0 || !(rs = mysql_store_result(m)))
+        fail_mysql(p, m, user, sql);
+    return rs;
+}
+
+static int read_max_connections(struct probe *p, MYSQL *m, const char *user)
+{
+    MYSQL_RES *rs = query(p, m, user, "SELECT @@max_connections");
+    if (!rs)
+        return -1;
+    MYSQL_ROW row = mysql_fetch_row(rs);
+    char *end = NULL;
+    unsigned long v = row && row[0] ? strtoul(row[0], &end, 10) : 0;
+    bool valid = v > 0 && v <= UINT_MAX && !*end; /* end points into rs */
+    mysql_free_result(rs);
+    if (!valid) {
+        fail(p, "%s:%u: unexpected @@max_connections", p->rq.host, p->rq.port);
+        return -1;
+    }
+    if (!p->res.max_connections)
+        p->res.max_connections = (unsigned)v;
+    return 0;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* an interrupted pause only makes the next round come sooner */
+}
+
+/* Kill c's threads from fence_ip until none is left or the deadline passes; adds to killed and to
+ * remaining (what the last check saw). A killed thread can stay listed for a moment (it notices the
+ * kill at its next check), so each id is killed once and simply waited for afterwards: killed
+ * counts connections, not statements. */
+static void fence_user(struct probe *p, const struct sl_dbprobe_cred *c, uint64_t deadline)
+{
+    MYSQL *m = connect_user(p, c, deadline);
+    if (!m)
+        return;
+    uint64_t *ids = NULL; /* killed by this user; thread ids are never reused while listed */
+    size_t n_ids = 0, cap_ids = 0;
+    unsigned seen = 0;
+    if (read_max_connections(p, m, c->user) != 0)
+        goto out;
+
+    /* A user with PROCESS sees every user's threads but may kill only its own (without
+     * CONNECTION ADMIN): restrict to the login name (binary: user names are case-sensitive). The
+     * address passed inet_pton/inet_ntop, so it holds no quote or LIKE wildcard. */
+    char user_esc[2 * SL_SECRET_USER_MAX + 1], sql[sizeof user_esc + 256];
+    mysql_real_escape_string(m, user_esc, c->user, (unsigned long)strlen(c->user));
+    snprintf(sql, sizeof sql,
+             "SELECT ID FROM information_schema.PROCESSLIST WHERE HOST LIKE '%s:%%' "
+             "AND ID <> CONNECTION_ID() AND USER = BINARY '%s'",
+             p->rq.fence_ip, user_esc);
+    for (;;) {
+        MYSQL_RES *rs = query(p, m, c->user, sql);
+        if (!rs)
+            goto out;
+        seen = (unsigned)mysql_num_rows(rs);
+        if (seen == 0) {
+            mysql_free_result(rs);
+            goto out;
+        }
+        if (now_ms() >= deadline) {
+            mysql_free_result(rs);
+            fail(p, "%s:%u user %s: %u connection(s) from %s still open after %u ms", p->rq.host,
+                 p->rq.port, c->user, seen, p->rq.fence_ip, p->rq.timeout_ms);
+            goto out;
+        }
+        MYSQL_ROW row;
+        while ((row = mysql_fetch_row(rs))) {
+            uint64_t id = row[0] ? strtoull(row[0], NULL, 10) : 0;
+            bool skip = id == 0;
+            for (size_t i = 0; i < n_ids && !skip; i++)
+                skip = ids[i] == id;
+            if (skip)
+                continue;
+            if (n_ids == cap_ids) { /* room first, so that every successful kill is counted */
+                size_t cap = cap_ids ? 2 * cap_ids : 16;
+                uint64_t *grown = realloc(ids, cap * sizeof *ids);
+                if (!grown) {
+                    fail(p, "%s:%u: out of memory", p->rq.host, p->rq.port);
+                    mysql_free_result(rs);
+                    goto out;
+                }
+                ids = grown;
+                cap_ids = cap;
+            }
+            char kill[64];
+            snprintf(kill, sizeof kill, "KILL CONNECTION %llu", (unsigned long long)id);
+            if (mysql_real_query(m, kill, strlen(kill)) != 0) {
+                if (mysql_errno(m) == ER_NO_SUCH_THREAD) /* it went away by itself */
+                    continue;
+                fail_mysql(p, m, c->user, kill);
+                mysql_free_result(rs);
+                goto out;
+            }
+            ids[n_ids++] = id;
+            p->res.killed++;
+        }
+        mysql_free_result(rs);
+        uint64_t now = now_ms(), left = deadline > now ? deadline - now : 0;
+        sleep_ms(left < ROUND_PAUSE_MS ? left : ROUND_PAUSE_MS);
+    }
+out:
+    p->res.remaining += seen;
+    free(ids);
+    mysql_close(m);
+}
+
+static void monitor(struct probe *p, uint64_t deadline)
+{
+    MYSQL *m = connect_user(p, &p->rq.creds[0], deadline);
+    if (!m)
+        return;
+    read_max_connections(p, m, p->rq.creds[0].user);
+    mysql_close(m);
+}
+
+static void on_work(uv_work_t *w)
+{
+    struct probe *p = w->data;
+    uint64_t start = now_ms(), deadline = start + p->rq.timeout_ms;
+    pthread_once(&lib_once, lib_init);
+    if (!lib_ok) {
+        fail(p, "mysql_library_init failed");
+    } else {
+        mysql_thread_init();
+        if (!p->rq.fence_ip[0]) {
+            monitor(p, deadline);
+        } else {
+            /* Users one after the other: a probe holds at most one connection. A failed user does
+             * not stop the others, whose kills still help the next attempt. */
+            for (size_t i = 0; i < p->rq.n_creds; i++)
+                fence_user(p, &p->rq.creds[i], deadline);
+        }
+        mysql_thread_end();
+    }
+    OPENSSL_cleanse(p->rq.creds, sizeof p->rq.creds);
+    p->res.ok = p->res.error[0] == '\0';
+    p->elapsed_ms = now_ms() - start;
+}
+
+static void on_after_work(uv_work_t *w, int status)
+{
+    struct probe *p = w->data;
+    if (status != 0) { /* only UV_ECANCELED, and nothing cancels probes: keep the contract anyway */
+        p->res.ok = false;
+        snprintf(p->res.error, sizeof p->res.error, "probe not run: %s", uv_strerror(status));
+    }
+    if (p->rq.fence_ip[0]) {
+        char fields[512];
+        snprintf(fields, sizeof fields, "ip=%s db=%s:%u killed=%u remaining=%u elapsed_ms=%llu",
+                 p->rq.fence_ip, p->rq.host, p->rq.port, p->res.killed, p->res.remaining,
+                 (unsigned long long)p->elapsed_ms);
+        if (p->res.ok)
+            sl_logkv(SL_LOG_INFO, 0, fields, "budget: fence done");
+        else
+            sl_logkv(SL_LOG_WARN, 0, fields, "budget: fence failed: %s", p->res.error);
+    }
+    p->cb(&p->res, p->arg);
+    OPENSSL_cleanse(p, sizeof *p);
+    free(p);
+}
+
+static bool terminated(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+int sl_dbprobe_run(uv_loop_t *loop, const struct sl_dbprobe_request *rq, sl_dbprobe_cb cb,
+                   void *arg)
+{
+    if (!loop || !rq || !cb || rq->n_creds < 1 || rq->n_creds > SL_DBPROBE_USERS_MAX || !rq->port ||
+        !rq->timeout_ms || !terminated(rq->host, sizeof rq->host) || !rq->host[0] ||
+        !terminated(rq->fence_ip, sizeof rq->fence_ip) ||
+        !terminated(rq->bind_ip, sizeof rq->bind_ip))
+        return -1;
+    for (size_t i = 0; i < rq->n_creds; i++) {
+        const struct sl_dbprobe_cred *c = &rq->creds[i];
+        if (!terminated(c->user, sizeof c->user) || !c->user[0] ||
+            !terminated(c->password, sizeof c->password))
+            return -1;
+    }
+    struct in_addr ip;
+    struct in_addr src;
+    if ((rq->fence_ip[0] && inet_pton(AF_INET, rq->fence_ip, &ip) != 1) ||
+        (rq->bind_ip[0] && inet_pton(AF_INET, rq->bind_ip, &src) != 1))
+        return -1;
+
+    struct probe *p = calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->rq = *rq;
+    /* PROCESSLIST shows the canonical form; inet_pton already refused anything else, but
+     * re-printing keeps the pattern independent of what it tolerates. */
+    if (rq->fence_ip[0])
+        inet_ntop(AF_INET, &ip, p->rq.fence_ip, sizeof p->rq.fence_ip);
+    p->cb = cb;
+    p->arg = arg;
+    p->work.data = p;
+    if (uv_queue_work(loop, &p->work, on_work, on_after_work) != 0) {
+        OPENSSL_cleanse(p, sizeof *p);
+        free(p);
+        return -1;
+    }
+    return 0;
+}
