@@ -389,6 +389,194 @@ static bool secrets_exist(struct op *op)
     return ok;
 }
 
+/* ---- databases shared by proxies -------------------------------------------------------------
+ *
+ * The proxies with a target at one database (host:port) share its connections: the sum of their
+ * max_connections_percent must stay at most 100. Checked, like the secrets above, against this
+ * (the leading) node's applied state before proposing, and not part of the committed apply: two
+ * concurrent writes can each pass alone and together exceed 100. That is acceptable because the
+ * budget allocator (budget/alloc.h) and the state machine's clamp hold each proxy's connections,
+ * summed over all nodes, to its own budget whatever the shares add up to: this rule keeps the
+ * configuration sane, it is not what bounds the connections.
+ */
+
+/* The percentage any share may add up to. */
+#define SHARES_MAX 100
+
+static int collect_name(const char *name, size_t name_len, const char *json, size_t json_len,
+                        uint64_t revision, void *arg)
+{
+    return json_array_append_new(arg, json_stringn(name, name_len)) == 0 ? 0 : 1;
+}
+
+/* targets (arg): target id -> database */
+static int collect_target(const char *name, size_t name_len, const char *json, size_t json_len,
+                          uint64_t revision, void *arg)
+{
+    char db[SL_VALIDATE_DATABASE_MAX];
+    json_t *t = json_loadb(json, json_len, 0, NULL);
+    const char *id = json_string_value(json_object_get(t, "id"));
+    int rc = id && sl_validate_target_database(json, json_len, db) == 0 &&
+                     json_object_set_new(arg, id, json_string(db)) == 0
+                 ? 0
+                 : 1;
+    json_decref(t);
+    return rc;
+}
+
+/* Every proxy, by name: {"percent": its max_connections_percent, "targets": {id: database}}.
+ * NULL when memory ran out or the store failed. */
+static json_t *load_shares(struct sl_store *store)
+{
+    json_t *names = json_array(), *shares = json_object();
+    bool ok =
+        names && shares && sl_store_list(store, SL_RAFT_PROXY, NULL, collect_name, names) == 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v)
+    {
+        if (!ok)
+            break;
+        const char *name = json_string_value(v);
+        char *tg = NULL;
+        uint64_t rev;
+        int found = sl_store_get(store, SL_RAFT_TARGET_GROUP, name, NULL, &tg, &rev);
+        json_t *share = json_object(), *targets = json_object();
+        /* Each call steals its value even when it fails, so all three run. */
+        int rc = json_object_set_new(share, "targets", targets);
+        rc |= json_object_set_new(share, "percent",
+                                  json_integer(sl_validate_pool_percent(found == 0 ? tg : NULL)));
+        rc |= json_object_set_new(shares, name, share);
+        free(tg);
+        ok = rc == 0 && found >= 0 &&
+             sl_store_list(store, SL_RAFT_TARGET, name, collect_target, targets) == 0;
+    }
+    json_decref(names);
+    if (!ok) {
+        json_decref(shares);
+        return NULL;
+    }
+    return shares;
+}
+
+/* The sum of the percentages of the proxies with a target at db; counted (when not NULL) gets
+ * name -> percent for each of them. */
+static json_int_t shares_at(json_t *shares, const char *db, json_t *counted)
+{
+    json_int_t sum = 0;
+    const char *name;
+    json_t *share;
+    json_object_foreach(shares, name, share)
+    {
+        const char *id;
+        json_t *at;
+        json_object_foreach(json_object_get(share, "targets"), id, at)
+        {
+            if (strcmp(json_string_value(at), db) == 0) {
+                json_t *pct = json_object_get(share, "percent");
+                sum += json_integer_value(pct);
+                if (counted)
+                    json_object_set(counted, name, pct); /* out of memory: a shorter list */
+                break;
+            }
+        }
+    }
+    return sum;
+}
+
+static void reply_shares_conflict(struct op *op, const char *db, json_int_t sum, json_t *counted)
+{
+    char names[512] = "";
+    size_t len = 0;
+    const char *name;
+    json_t *pct;
+    json_object_foreach(counted, name, pct)
+    {
+        int n = snprintf(names + len, sizeof names - len, "%s%s %" JSON_INTEGER_FORMAT "%%",
+                         len ? ", " : "", name, json_integer_value(pct));
+        if (n < 0 || (size_t)n >= sizeof names - len) {
+            snprintf(names + len, sizeof names - len, ", ..."); /* the member lists them all */
+            break;
+        }
+        len += (size_t)n;
+    }
+    char detail[1024];
+    snprintf(detail, sizeof detail,
+             "max_connections_percent of the proxies with a target at %s would add up to "
+             "%" JSON_INTEGER_FORMAT " (%s); at most %d",
+             db, sum, names, SHARES_MAX);
+    json_t *doc = sl_http_problem(409, NULL, NULL, detail);
+    if (doc) {
+        json_object_set_new(doc, "database", json_string(db));
+        json_object_set_new(doc, "sum", json_integer(sum));
+        json_object_set(doc, "proxies", counted);
+    }
+    struct sl_http_response head = {.status = 409, .content_type = SL_HTTP_PROBLEM_TYPE};
+    sl_admin_reply_json(op->rq, &head, doc);
+    op_done(op);
+}
+
+/* A target group PUT (a new percentage) or a target POST (a new database) must not raise the sum
+ * at any database it touches above SHARES_MAX. A write that does not raise a sum passes even above
+ * it, so a configuration from before this rule can be brought down step by step. True to go on;
+ * false after answering (409, 500). */
+static bool shares_fit(struct op *op)
+{
+    if (op->route != SL_ROUTE_TARGET_GROUP_PUT && op->route != SL_ROUTE_TARGETS_ADD)
+        return true;
+    json_t *before = load_shares(op->r->store);
+    if (!before) {
+        reply_problem(op, 500, 0, "could not read the configuration", NULL, NULL);
+        return false;
+    }
+    if (!json_object_get(before, op->name)) {
+        json_decref(before);
+        return true; /* no such proxy: the state machine answers 404 */
+    }
+    json_t *after = json_deep_copy(before);
+    json_t *mine = json_object_get(after, op->name);
+    json_t *dbs = json_object(); /* the databases the write touches, as keys */
+    int rc = dbs ? 0 : -1;
+    if (op->route == SL_ROUTE_TARGET_GROUP_PUT) {
+        rc |=
+            json_object_set_new(mine, "percent", json_integer(sl_validate_pool_percent(op->body)));
+        const char *id;
+        json_t *at;
+        json_object_foreach(json_object_get(mine, "targets"), id, at)
+        {
+            rc |= json_object_set(dbs, json_string_value(at), json_true());
+        }
+    } else {
+        char db[SL_VALIDATE_DATABASE_MAX];
+        rc |= sl_validate_target_database(op->body, strlen(op->body), db);
+        if (rc == 0) {
+            rc |= json_object_set_new(json_object_get(mine, "targets"), op->id, json_string(db));
+            rc |= json_object_set(dbs, db, json_true());
+        }
+    }
+    bool fit = true;
+    const char *db;
+    json_t *unused;
+    json_object_foreach(rc == 0 ? dbs : NULL, db, unused)
+    {
+        json_t *counted = json_object();
+        json_int_t sum = shares_at(after, db, counted);
+        if (sum > SHARES_MAX && sum > shares_at(before, db, NULL)) {
+            reply_shares_conflict(op, db, sum, counted);
+            fit = false;
+        }
+        json_decref(counted);
+        if (!fit)
+            break;
+    }
+    json_decref(dbs);
+    json_decref(after);
+    json_decref(before);
+    if (rc != 0)
+        reply_problem(op, 500, 0, "out of memory", NULL, NULL);
+    return fit && rc == 0;
+}
+
 static void on_write(struct sl_admin_request *rq, void *arg)
 {
     struct op *op = op_new(arg, rq);
@@ -416,6 +604,8 @@ static void on_write(struct sl_admin_request *rq, void *arg)
         return;
     }
     if (op->route == SL_ROUTE_PROXY_PUT && !secrets_exist(op))
+        return;
+    if (!shares_fit(op))
         return;
     propose(op, rop, kind);
 }

@@ -1,6 +1,7 @@
 #include "admin/validate.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,9 @@
 #include "base/secret.h"
 
 #define NAME_RULE "must be 1..63 characters from A-Z a-z 0-9 . _ -"
+
+/* connection_pool_config.max_connections_percent when not given (RDS Proxy's default). */
+#define MAX_CONNECTIONS_PERCENT_DEFAULT 100
 
 /* Field names are built from a prefix ("auth[0]") and a key; keys come from the client, so they
  * are cut to fit rather than trusted to be short. */
@@ -465,9 +469,10 @@ char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_
         rc = oom(e);
     if (rc == 0)
         rc = check_keys(cfg, p, pool_keys, e);
-    json_int_t max = 100;
+    json_int_t max = MAX_CONNECTIONS_PERCENT_DEFAULT;
     if (rc == 0)
-        rc = take_int(cfg, pool, p, "max_connections_percent", 1, 100, true, 100, &max, e);
+        rc = take_int(cfg, pool, p, "max_connections_percent", 1, 100, true,
+                      MAX_CONNECTIONS_PERCENT_DEFAULT, &max, e);
     /* RDS Proxy's default: half the connection limit, so lowering only the limit stays valid. */
     if (rc == 0)
         rc = take_int(cfg, pool, p, "max_idle_connections_percent", 0, max, true, max / 2, NULL, e);
@@ -479,6 +484,16 @@ char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_
         rc = take_filters(cfg, pool, p, e);
     json_decref(empty);
     return finish(in, out, rc, e);
+}
+
+unsigned sl_validate_pool_percent(const char *target_group)
+{
+    json_t *tg = target_group ? json_loads(target_group, 0, NULL) : NULL;
+    json_t *pct =
+        json_object_get(json_object_get(tg, "connection_pool_config"), "max_connections_percent");
+    json_int_t v = json_is_integer(pct) ? json_integer_value(pct) : MAX_CONNECTIONS_PERCENT_DEFAULT;
+    json_decref(tg);
+    return (unsigned)v;
 }
 
 char *sl_validate_target(const char *body, size_t len, char id_out[SL_RAFT_NAME_MAX + 1],
@@ -507,6 +522,23 @@ char *sl_validate_target(const char *body, size_t len, char id_out[SL_RAFT_NAME_
     if (rc == 0)
         snprintf(id_out, SL_RAFT_NAME_MAX + 1, "%s", id);
     return finish(in, out, rc, e);
+}
+
+int sl_validate_target_database(const char *target, size_t len, char out[SL_VALIDATE_DATABASE_MAX])
+{
+    json_t *t = json_loadb(target, len, 0, NULL);
+    const char *host = json_string_value(json_object_get(t, "host"));
+    json_t *port = json_object_get(t, "port");
+    int rc = -1;
+    if (host && json_is_integer(port)) {
+        snprintf(out, SL_VALIDATE_DATABASE_MAX, "%s:%" JSON_INTEGER_FORMAT, host,
+                 json_integer_value(port));
+        for (char *c = out; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+        rc = 0;
+    }
+    json_decref(t);
+    return rc;
 }
 
 char *sl_validate_node(const char *body, size_t len, uint64_t *id_out,

@@ -38,6 +38,17 @@ char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_
 char *sl_validate_target(const char *body, size_t len, char id_out[SL_RAFT_NAME_MAX + 1],
                          struct sl_validate_error *err);
 
+/* max_connections_percent of a stored target group (a body sl_validate_target_group returned);
+ * NULL, for a proxy without a target group, gives the default (100). */
+unsigned sl_validate_pool_percent(const char *target_group);
+
+/* Longest "host:port" with its NUL: a 255-byte host, ':' and 5 digits. */
+#define SL_VALIDATE_DATABASE_MAX 262
+/* The database a stored target (a body sl_validate_target returned) points at, as "host:port"
+ * with the host in lower case, since host names compare case-insensitively. Nothing is resolved:
+ * "localhost" and "127.0.0.1" are two databases. Returns 0, or -1 when the text is not a target. */
+int sl_validate_target_database(const char *target, size_t len, char out[SL_VALIDATE_DATABASE_MAX]);
+
 /* Longest "a.b.c.d:port" with its NUL (as SL_STORE_ADDR_MAX). */
 #define SL_VALIDATE_ADDR_MAX 32
 /* {"id", "raft_address", "admin_url", "data_address", "az"}; id and Raft address copied out. */
