@@ -70,12 +70,19 @@ int sl_backend_open(struct sl_share *share)
     b->state = SL_BE_CONNECTING;
     sl_list_init(&b->link);
     sl_vars_init(&b->have);
+    sl_list_push_back(&t->backends, &b->target_link);
     t->open++;
+    if (t->quota)
+        t->quota->open++;
     share->total++;
     share->connecting++;
     w->stats.backend_connections_opened++;
     w->stats.backend_connections_active++;
-    int rc = sl_stream_connect(&b->bs, (const struct sockaddr *)&t->addr);
+    /* In a cluster, backends connect from the node's own address: it is how the leader finds (and
+     * fences) this node's connections on the database. */
+    int rc = w->bind_source ? uv_tcp_bind(&b->bs.tcp, (const struct sockaddr *)&w->source, 0) : 0;
+    if (rc == 0)
+        rc = sl_stream_connect(&b->bs, (const struct sockaddr *)&t->addr);
     if (rc < 0) {
         sl_warn(0, "backend %llu: connect to %s:%u failed: %s", (unsigned long long)b->id, t->host,
                 t->port, uv_strerror(rc));
@@ -117,6 +124,25 @@ void sl_backend_close(struct sl_backend *b)
         sl_stream_read_start(&b->bs) == 0)
         return; /* on_be_error(UV_EOF) finishes the close */
     sl_stream_abort(&b->bs);
+}
+
+void sl_backend_abort(struct sl_backend *b)
+{
+    if (b->state == SL_BE_CLOSING)
+        return;
+    struct sl_session *s = b->session;
+    if (b->state == SL_BE_IDLE) {
+        sl_list_remove(&b->link);
+        b->share->target->idle--;
+    }
+    if (b->state < SL_BE_SETUP)
+        b->share->connecting--;
+    leave_reset(b);
+    b->state = SL_BE_CLOSING;
+    b->session = NULL;
+    sl_stream_abort(&b->bs);
+    if (s)
+        sl_session_backend_lost(s);
 }
 
 static void fail_login(struct sl_backend *b, const char *reason, const uint8_t *err, size_t len)
@@ -735,6 +761,13 @@ static void send_login_packet(struct sl_backend *b, uint8_t seq, const uint8_t *
 static void handle_greeting(struct sl_backend *b, const uint8_t *p, size_t len)
 {
     struct sl_greeting g;
+    if (sl_quota_lease_over(b->share->target)) {
+        /* The lease ran out between the connect decision and now (the process was paused): this
+         * connection may no longer exist on the database. */
+        sl_warn(0, "backend %llu: lease over before login; closing", (unsigned long long)b->id);
+        sl_backend_abort(b);
+        return;
+    }
     if (len > 0 && p[0] == 0xFF) {
         fail_login(b, "CONNECTION_FAILED", p, len);
         return;

@@ -55,6 +55,9 @@ struct sl_target {
     unsigned idle;               /* backends parked in a share's idle list */
     struct sl_list shares;       /* struct sl_share */
     struct sl_list waiters;      /* sessions waiting for a backend, first come first served */
+    struct sl_quota *quota;      /* the node's budget quota this target counts against; NULL
+                                  * when no budget is enforced (a node without a cluster) */
+    struct sl_list backends;     /* every struct sl_backend of the target, any state */
     enum sl_target_health health;
     char health_reason[32]; /* CONNECTION_FAILED, AUTH_FAILURE, ... */
     uv_timer_t retry_timer; /* reconnect back-off while unavailable */
@@ -98,6 +101,20 @@ struct sl_proxy {
     unsigned sessions;
 };
 
+/* The node's share of one database budget (cluster mode): every target of every proxy with the same
+ * budget key (pool/quota.c) counts its connections here, in any state, from the moment a connect
+ * starts until the database has closed the connection. */
+struct sl_quota {
+    struct sl_list link; /* worker->quotas */
+    char key[SL_WORKER_BUDGET_KEY_MAX + 1];
+    unsigned limit;       /* connections this node may have open: its granted quota */
+    unsigned open;        /* backends of all its targets, any state */
+    unsigned peak_demand; /* highest (lent out + waiting) seen by sl_worker_budget_sample */
+    uint64_t borrows;     /* borrows that got a backend */
+    uint64_t borrow_wait_us;
+    unsigned borrow_wait_max_ms; /* since the last report */
+};
+
 struct sl_worker {
     uv_loop_t *loop;
     struct sl_config *cfg;
@@ -111,6 +128,13 @@ struct sl_worker {
     struct sl_list sessions; /* every live session, for drain and KILL */
     bool draining;
     struct sl_worker_stats stats;
+    /* Budget (cluster mode only): quotas per budget key, the lease that backs them and the local
+     * address backends connect from. */
+    bool budget;
+    struct sl_list quotas;      /* struct sl_quota */
+    uint64_t lease_deadline_ns; /* uv_hrtime(): no connection may start at or after it */
+    struct sockaddr_in source;
+    bool bind_source;
 };
 
 /* ---- backend connections ----------------------------------------------------------------------
@@ -150,7 +174,8 @@ struct sl_backend {
     uint8_t login_seq;     /* next sequence id expected during login */
     enum sl_prep { SL_PREP_NONE, SL_PREP_PING, SL_PREP_SCHEMA, SL_PREP_VARS, SL_PREP_MULTI } prep;
     double idle_since;
-    struct sl_session *affine; /* idle, but kept for this session's next command if possible */
+    struct sl_session *affine;  /* idle, but kept for this session's next command if possible */
+    struct sl_list target_link; /* in target->backends, any state */
 };
 
 /* ---- client sessions --------------------------------------------------------------------------
@@ -218,6 +243,8 @@ int sl_backend_open(struct sl_share *share);
 void sl_backend_send_command(struct sl_backend *b, const uint8_t *pkt, size_t len,
                              enum sl_resp_kind kind);
 void sl_backend_close(struct sl_backend *b);
+/* Close at once without COM_QUIT, whatever the state; a session holding it loses it. */
+void sl_backend_abort(struct sl_backend *b);
 void sl_backend_reset(struct sl_backend *b);
 /* The client drained its write queue: read and relay again. */
 void sl_backend_resume(struct sl_backend *b);
@@ -239,7 +266,30 @@ void sl_pool_backend_ready(struct sl_backend *b);
 void sl_pool_backend_gone(struct sl_backend *b);
 void sl_pool_backend_failed(struct sl_share *share, const char *reason, const uint8_t *err_pkt,
                             size_t err_len);
+/* Hand idle backends to t's waiters and open connections for the rest, within the limits. */
+void sl_pool_dispatch(struct sl_target *t);
+/* The least recently used idle backend of any share of t, or NULL. */
+struct sl_backend *sl_pool_oldest_idle(struct sl_target *t);
+unsigned sl_pool_lent(struct sl_target *t);    /* backends lent to sessions */
+unsigned sl_pool_waiting(struct sl_target *t); /* sessions waiting for one */
 unsigned sl_target_limit(const struct sl_target *t);
+
+/* quota.c */
+/* The quota of a new target (NULL when the worker enforces no budget). */
+struct sl_quota *sl_quota_for(struct sl_worker *w, const struct sl_proxy_config *pc,
+                              const struct sl_target *t);
+/* No new connection may start on t now: its quota is used up or its lease has run out. */
+bool sl_quota_full(const struct sl_target *t);
+/* t counts against a quota whose lease has run out. */
+bool sl_quota_lease_over(const struct sl_target *t);
+/* A connection counted against t's quota is gone: let waiters of its other targets in. */
+void sl_quota_released(struct sl_target *t);
+/* The least recently used idle backend of any target sharing t's quota, or NULL. */
+struct sl_backend *sl_quota_oldest_idle(struct sl_target *t);
+void sl_quota_note_borrow(struct sl_target *t, double waited_s);
+/* Sessions of another target with t's quota are waiting. */
+bool sl_quota_waiting(const struct sl_target *t);
+void sl_quotas_free(struct sl_worker *w);
 
 /* session.c */
 void sl_session_accept(struct sl_proxy *p);

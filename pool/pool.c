@@ -114,9 +114,7 @@ static struct sl_backend *take_idle(struct sl_session *s)
     return best;
 }
 
-/* The least recently used idle backend of any share of the target, to make room for another share.
- */
-static struct sl_backend *oldest_idle(struct sl_target *t)
+struct sl_backend *sl_pool_oldest_idle(struct sl_target *t)
 {
     struct sl_backend *oldest = NULL;
     struct sl_list *pos, *tmp;
@@ -150,8 +148,11 @@ static void open_for_waiters(struct sl_target *t)
         }
         if (t->health == SL_TARGET_UNAVAILABLE && t->retry_armed)
             return; /* wait for the back-off before trying again */
-        if (t->open >= sl_target_limit(t)) {
-            struct sl_backend *victim = oldest_idle(t);
+        bool at_limit = t->open >= sl_target_limit(t);
+        if (at_limit || sl_quota_full(t)) {
+            /* Make room by closing an idle backend another share (or, for the node's quota,
+             * another proxy of the same budget) does not need right now. */
+            struct sl_backend *victim = at_limit ? sl_pool_oldest_idle(t) : sl_quota_oldest_idle(t);
             if (!victim)
                 return;
             sl_backend_close(victim); /* its slot frees once the database let it go */
@@ -163,7 +164,7 @@ static void open_for_waiters(struct sl_target *t)
 }
 
 /* Hand idle backends to waiters, first come first served. */
-static void dispatch(struct sl_target *t)
+void sl_pool_dispatch(struct sl_target *t)
 {
     struct sl_list *pos, *tmp;
     sl_list_for_each_safe (pos, tmp, &t->waiters) {
@@ -180,6 +181,7 @@ static void dispatch(struct sl_target *t)
 void sl_pool_borrow(struct sl_session *s)
 {
     struct sl_target *t = s->share->target;
+    s->wait_started = sl_now(s->proxy->worker);
     if (sl_list_empty(&t->waiters)) {
         struct sl_backend *b = take_idle(s);
         if (b) {
@@ -190,8 +192,8 @@ void sl_pool_borrow(struct sl_session *s)
     sl_list_push_back(&t->waiters, &s->wait_link);
     s->proxy->worker->stats.borrow_waits++;
     sl_session_arm_borrow_timer(s);
-    if (s->proxy->cfg->pool.connection_borrow_timeout == 0 && t->open >= sl_target_limit(t) &&
-        !oldest_idle(t)) {
+    if (s->proxy->cfg->pool.connection_borrow_timeout == 0 &&
+        (t->open >= sl_target_limit(t) || sl_quota_full(t)) && !sl_quota_oldest_idle(t)) {
         return; /* the timer fires at once with error 9501 */
     }
     open_for_waiters(t);
@@ -201,6 +203,14 @@ void sl_pool_cancel_wait(struct sl_session *s)
 {
     if (sl_list_linked(&s->wait_link))
         sl_list_remove(&s->wait_link);
+}
+
+/* The node's quota for t's budget is used up while sessions of another target of the same budget
+ * wait: a connection coming back should close rather than idle. */
+static bool quota_wanted_elsewhere(const struct sl_target *t)
+{
+    const struct sl_quota *q = t->quota;
+    return q && q->open >= q->limit && sl_quota_waiting(t);
 }
 
 void sl_pool_release(struct sl_backend *b, bool reset)
@@ -216,6 +226,12 @@ void sl_pool_release(struct sl_backend *b, bool reset)
         sl_backend_close(b); /* out of step with the protocol: never lend it again */
         return;
     }
+    /* The limit or the node's quota shrank: connections close as they come back, even with sessions
+     * waiting (they get one once the count is under the new limit). */
+    if (t->open > sl_target_limit(t) || (t->quota && t->quota->open > t->quota->limit)) {
+        sl_backend_close(b);
+        return;
+    }
     /* A waiter of the same share takes it as it is. */
     struct sl_list *pos, *tmp;
     sl_list_for_each_safe (pos, tmp, &t->waiters) {
@@ -227,10 +243,10 @@ void sl_pool_release(struct sl_backend *b, bool reset)
         sl_session_got_backend(s, b);
         return;
     }
-    if (!sl_list_empty(&t->waiters) || t->idle >= idle_limit(t) || t->open > sl_target_limit(t) ||
+    if (!sl_list_empty(&t->waiters) || t->idle >= idle_limit(t) || quota_wanted_elsewhere(t) ||
         t->proxy->worker->draining || t->proxy->removed) {
-        /* Someone of another share waits, the idle allowance is used up, the limit shrank, the
-         * proxy was retired, or the node is shutting down. */
+        /* Someone of another share waits, the idle allowance is used up, another proxy of the
+         * budget waits for the slot, the proxy was retired, or the node is shutting down. */
         sl_backend_close(b);
         return;
     }
@@ -245,7 +261,7 @@ void sl_pool_backend_ready(struct sl_backend *b)
 {
     b->state = SL_BE_RELAYING;
     sl_pool_release(b, false);
-    dispatch(b->share->target);
+    sl_pool_dispatch(b->share->target);
 }
 
 void sl_pool_backend_gone(struct sl_backend *b)
@@ -254,9 +270,14 @@ void sl_pool_backend_gone(struct sl_backend *b)
     struct sl_target *t = sh->target;
     t->open--;
     sh->total--;
+    sl_list_remove(&b->target_link);
     t->proxy->worker->stats.backend_connections_active--;
-    if (!t->proxy->worker->draining)
-        dispatch(t);
+    if (t->quota)
+        t->quota->open--;
+    if (!t->proxy->worker->draining) {
+        sl_pool_dispatch(t);
+        sl_quota_released(t);
+    }
 }
 
 static void on_retry(uv_timer_t *timer)
@@ -290,4 +311,25 @@ void sl_pool_backend_failed(struct sl_share *share, const char *reason, const ui
         t->retry_armed = true;
         uv_timer_start(&t->retry_timer, on_retry, RETRY_MS, 0);
     }
+}
+
+unsigned sl_pool_lent(struct sl_target *t)
+{
+    unsigned n = 0;
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe (pos, tmp, &t->backends) {
+        const struct sl_backend *b = sl_container_of(pos, struct sl_backend, target_link);
+        n += b->state == SL_BE_PREPARING || b->state == SL_BE_RELAYING ||
+             b->state == SL_BE_RESETTING;
+    }
+    return n;
+}
+
+unsigned sl_pool_waiting(struct sl_target *t)
+{
+    unsigned n = 0;
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe (pos, tmp, &t->waiters)
+        n++;
+    return n;
 }

@@ -660,6 +660,7 @@ static void forward_pending(struct sl_session *s)
 void sl_session_got_backend(struct sl_session *s, struct sl_backend *b)
 {
     uv_timer_stop(&s->timer);
+    sl_quota_note_borrow(b->share->target, sl_now(s->proxy->worker) - s->wait_started);
     s->be = b;
     s->borrowed = true;
     b->session = s;
@@ -966,7 +967,6 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
         return;
     }
     s->state = SL_SS_WAITING;
-    s->wait_started = sl_now(s->proxy->worker);
     sl_pool_borrow(s);
 }
 

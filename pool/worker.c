@@ -151,6 +151,8 @@ static struct sl_proxy *proxy_new(struct sl_worker *w, struct sl_proxy_config *p
         t->ext_caps = SL_MARIADB_EXT_METADATA;
         sl_list_init(&t->shares);
         sl_list_init(&t->waiters);
+        sl_list_init(&t->backends);
+        t->quota = sl_quota_for(w, pc, t);
         uv_timer_init(w->loop, &t->retry_timer);
         t->retry_timer.data = t;
         if (resolve(t->host, t->port, &t->addr) != 0)
@@ -207,6 +209,7 @@ int sl_worker_start(uv_loop_t *loop, struct sl_config *cfg, struct sl_worker **o
     }
     w->loop = loop;
     sl_list_init(&w->sessions);
+    sl_list_init(&w->quotas);
     uv_timer_init(loop, &w->drain_timer);
     w->drain_timer.data = w;
     if (cfg->tls_cert_file) {
@@ -431,6 +434,7 @@ void sl_worker_free(struct sl_worker *w)
         free(p);
     }
     free(w->proxies);
+    sl_quotas_free(w);
     if (w->tls)
         SSL_CTX_free(w->tls);
     sl_config_free(w->cfg);

@@ -4,6 +4,7 @@
 #ifndef SL_POOL_WORKER_H
 #define SL_POOL_WORKER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -60,5 +61,53 @@ void sl_worker_state_counts(struct sl_worker *w, struct sl_worker_state_counts *
  * loop iteration. */
 int sl_worker_target_health(const struct sl_worker *w, const char *proxy, const char *host,
                             uint16_t port, const char **state, const char **reason);
+
+/* ---- The node's connection budget (cluster mode) --------------------------------------------
+ *
+ * A budget key names one database budget: "<proxy>/<host>:<port>", proxy being the proxy's name
+ * without an endpoint suffix (a proxy and its endpoints share one budget). Once enabled, every
+ * target's connections count against the node's quota for its key, in any state, from the moment
+ * a connect starts until the database has closed the connection, and no connection starts after
+ * the lease deadline. Quotas start at 0: nothing opens before sl_worker_set_quota. */
+#define SL_WORKER_BUDGET_KEY_MAX 200
+
+/* Enable quotas. source_ip (IPv4, or NULL for any) is the local address backends connect from, so
+ * that the database can tell this node's connections apart (fencing). 0, or -1 when source_ip is
+ * not an IPv4 address. */
+int sl_worker_budget_enable(struct sl_worker *w, const char *source_ip);
+
+/* Set key's quota: more lets waiters in at once; less closes idle connections now and busy ones
+ * when their session releases them. */
+void sl_worker_set_quota(struct sl_worker *w, const char *key, unsigned quota);
+
+/* The lease's end on uv_hrtime()'s clock (CLOCK_MONOTONIC, ns); 0: no lease. Checked before every
+ * connect and again when the server's greeting arrives. */
+void sl_worker_set_lease_deadline(struct sl_worker *w, uint64_t deadline_ns);
+
+/* The lease ran out: every quota drops to 0 and every connection counted against one is closed at
+ * once, busy ones too (their clients get an error), because another node may get the quota. */
+void sl_worker_budget_revoke(struct sl_worker *w);
+
+struct sl_worker_budget_use {
+    const char *key;
+    unsigned quota;              /* current limit */
+    unsigned open;               /* connections in any state */
+    unsigned idle;               /* of which parked in a pool */
+    unsigned in_use;             /* of which lent to a session */
+    unsigned waiting;            /* sessions waiting for a connection */
+    unsigned peak_demand;        /* highest in_use + waiting sampled since the last reset */
+    unsigned max_connections;    /* @@max_connections as last read by a backend, 0 if unknown */
+    uint64_t borrows;            /* borrows served, ever */
+    uint64_t borrow_wait_us;     /* their total wait, ever */
+    unsigned borrow_wait_max_ms; /* longest wait since the last reset */
+};
+
+/* Sample demand (lent out + waiting) into each quota's peak; cheap, for a 100 ms timer. */
+void sl_worker_budget_sample(struct sl_worker *w);
+
+/* Call cb for every quota (in creation order); reset_peaks starts a new peak window. */
+typedef void (*sl_worker_budget_cb)(const struct sl_worker_budget_use *u, void *arg);
+void sl_worker_budget_each(struct sl_worker *w, bool reset_peaks, sl_worker_budget_cb cb,
+                           void *arg);
 
 #endif
