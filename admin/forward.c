@@ -25,7 +25,11 @@ struct sl_fwd {
 struct fwd_call {
     struct sl_fwd *f;
     struct sl_list link;
-    struct sl_admin_request *rq; /* NULL once answered */
+    bool pending;                /* no answer given yet */
+    struct sl_admin_request *rq; /* a forwarded request; or: */
+    sl_fwd_cb cb;                /* the caller of sl_fwd_post */
+    void *cb_arg;
+    char *post_auth; /* sl_fwd_post: "Bearer <token>" */
     char host[256], port[8];
     uv_getaddrinfo_t gai;
     bool resolving; /* gai callback still to come */
@@ -43,7 +47,7 @@ struct fwd_call {
 
 static void call_maybe_free(struct fwd_call *c)
 {
-    if (c->open_handles > 0 || c->resolving || c->rq)
+    if (c->open_handles > 0 || c->resolving || c->pending)
         return;
     struct sl_fwd *f = c->f;
     sl_list_remove(&c->link);
@@ -56,6 +60,7 @@ static void call_maybe_free(struct fwd_call *c)
     free(c->retry_after);
     free(c->allow);
     free(c->www_authenticate);
+    free(c->post_auth);
     free(c);
     if (f->closing && sl_list_empty(&f->calls)) {
         if (f->done)
@@ -92,9 +97,13 @@ static void call_stop(struct fwd_call *c)
 static void answer_unavailable(struct fwd_call *c, const char *detail)
 {
     struct sl_admin_request *rq = c->rq;
-    if (!rq)
+    if (!c->pending)
         return;
-    c->rq = NULL;
+    c->pending = false;
+    if (c->cb) {
+        c->cb(0, NULL, 0, detail, c->cb_arg);
+        return;
+    }
     sl_warn(0, "admin: forwarding %s %s to the leader at %s:%s failed: %s", rq->http.method,
             rq->http.path, c->host, c->port, detail);
     struct sl_http_response head = {
@@ -112,6 +121,13 @@ static void fail_call(struct fwd_call *c, const char *detail)
 static void relay_answer(struct fwd_call *c)
 {
     struct sl_admin_request *rq = c->rq;
+    c->pending = false;
+    if (c->cb) {
+        c->cb((int)c->parser.status_code, (const char *)c->body.data, c->body.len, NULL, c->cb_arg);
+        call_stop(c);
+        call_maybe_free(c);
+        return;
+    }
     unsigned retry = c->retry_after ? (unsigned)strtoul(c->retry_after, NULL, 10) : 0;
     struct sl_http_response r = {
         .status = (int)c->parser.status_code,
@@ -123,7 +139,6 @@ static void relay_answer(struct fwd_call *c)
         .allow = c->allow,
         .www_authenticate = c->www_authenticate,
     };
-    c->rq = NULL;
     sl_admin_reply(rq, &r);
     call_stop(c);
     call_maybe_free(c);
@@ -225,7 +240,7 @@ static void on_st_read(struct sl_stream *st)
 {
     struct fwd_call *c = st->owner;
     size_t n = sl_buf_avail(&st->in);
-    if (!c->rq)
+    if (!c->pending)
         return;
     c->received += n;
     size_t used =
@@ -243,7 +258,7 @@ static void on_st_read(struct sl_stream *st)
 static void on_st_error(struct sl_stream *st, int status)
 {
     struct fwd_call *c = st->owner;
-    if (!c->rq) {
+    if (!c->pending) {
         call_stop(c);
         return;
     }
@@ -274,7 +289,7 @@ static void on_st_tls_done(struct sl_stream *st)
 static void on_st_connected(struct sl_stream *st)
 {
     struct fwd_call *c = st->owner;
-    if (!c->rq)
+    if (!c->pending)
         return;
     if (!c->https) {
         send_request(c);
@@ -297,9 +312,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct fwd_call *c = req->data;
     c->resolving = false;
-    if (!c->rq || status < 0) {
+    if (!c->pending || status < 0) {
         uv_freeaddrinfo(res);
-        if (c->rq)
+        if (c->pending)
             fail_call(c, status == UV_ECANCELED ? "cancelled" : uv_strerror(status));
         else
             call_maybe_free(c);
@@ -371,9 +386,15 @@ static int put_header(struct sl_buf *b, const char *name, const char *value)
            sl_buf_append(b, "\r\n", 2, SIZE_MAX);
 }
 
-static int build_request(struct fwd_call *c)
+/* What goes out: the forwarded request's parts, or sl_fwd_post's. */
+struct out_request {
+    const char *method, *path, *query, *authorization, *content_type, *if_match;
+    const void *body;
+    size_t body_len;
+};
+
+static int build_request(struct fwd_call *c, const struct out_request *h)
 {
-    const struct sl_http_request *h = &c->rq->http;
     char line[64];
     struct sl_buf *b = &c->out;
 
@@ -389,7 +410,8 @@ static int build_request(struct fwd_call *c)
         sl_buf_append(b, c->port, strlen(c->port), SIZE_MAX) ||
         sl_buf_append(b, "\r\n", 2, SIZE_MAX) || put_header(b, "Authorization", h->authorization) ||
         put_header(b, "Content-Type", h->content_type) || put_header(b, "If-Match", h->if_match) ||
-        put_header(b, "Content-Length", line) || put_header(b, "X-Sluice-Forwarded", "1") ||
+        put_header(b, "Content-Length", line) ||
+        (c->rq && put_header(b, "X-Sluice-Forwarded", "1")) ||
         put_header(b, "Connection", "close") || sl_buf_append(b, "\r\n", 2, SIZE_MAX) ||
         (h->body_len && sl_buf_append(b, h->body, h->body_len, SIZE_MAX)))
         return -1;
@@ -408,15 +430,12 @@ struct sl_fwd *sl_fwd_new(uv_loop_t *loop, unsigned timeout_ms, SSL_CTX *tls)
     return f;
 }
 
-void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base_url)
+/* Send the request h of call c (rq or cb already set) to base_url. */
+static void start_call(struct sl_fwd *f, struct fwd_call *c, const char *base_url,
+                       const struct out_request *h)
 {
-    struct fwd_call *c = calloc(1, sizeof *c);
-    if (!c) {
-        sl_admin_reply_problem(rq, 503, "out of memory");
-        return;
-    }
     c->f = f;
-    c->rq = rq;
+    c->pending = true;
     sl_list_push_back(&f->calls, &c->link);
     uv_timer_init(f->loop, &c->timer);
     c->timer.data = c;
@@ -426,7 +445,7 @@ void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base
         fail_call(c, bad);
         return;
     }
-    if (build_request(c) != 0) {
+    if (build_request(c, h) != 0) {
         fail_call(c, "out of memory");
         return;
     }
@@ -441,6 +460,52 @@ void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base
         return;
     }
     c->resolving = true;
+}
+
+void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base_url)
+{
+    struct fwd_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        sl_admin_reply_problem(rq, 503, "out of memory");
+        return;
+    }
+    c->rq = rq;
+    const struct sl_http_request *in = &rq->http;
+    struct out_request h = {
+        .method = in->method,
+        .path = in->path,
+        .query = in->query,
+        .authorization = in->authorization,
+        .content_type = in->content_type,
+        .if_match = in->if_match,
+        .body = in->body,
+        .body_len = in->body_len,
+    };
+    start_call(f, c, base_url, &h);
+}
+
+int sl_fwd_post(struct sl_fwd *f, const char *base_url, const char *path, const char *token,
+                const char *body, size_t body_len, sl_fwd_cb cb, void *arg)
+{
+    struct fwd_call *c = calloc(1, sizeof *c);
+    char *auth = NULL;
+    if (!c || f->closing || asprintf(&auth, "Bearer %s", token) < 0) {
+        free(c);
+        return -1;
+    }
+    c->post_auth = auth;
+    c->cb = cb;
+    c->cb_arg = arg;
+    struct out_request h = {
+        .method = "POST",
+        .path = path,
+        .authorization = auth,
+        .content_type = "application/json",
+        .body = body,
+        .body_len = body_len,
+    };
+    start_call(f, c, base_url, &h);
+    return 0;
 }
 
 void sl_fwd_close(struct sl_fwd *f, void (*done)(void *arg), void *arg)

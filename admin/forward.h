@@ -34,6 +34,16 @@ struct sl_fwd *sl_fwd_new(uv_loop_t *loop, unsigned timeout_ms, SSL_CTX *tls);
 /* Send rq to base_url ("http://host[:port]", no path) and answer rq with what comes back. */
 void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base_url);
 
+/* The answer to sl_fwd_post: the HTTP status and body, or status 0 and a reason in error when no
+ * answer arrived (refused, timeout, malformed, or the client is closing). */
+typedef void (*sl_fwd_cb)(int status, const char *body, size_t body_len, const char *error,
+                          void *arg);
+
+/* POST body (JSON) to base_url + path with "Authorization: Bearer <token>" (node-to-node calls);
+ * cb runs exactly once, never from inside this call. 0, or -1 (out of memory, closing): no cb. */
+int sl_fwd_post(struct sl_fwd *f, const char *base_url, const char *path, const char *token,
+                const char *body, size_t body_len, sl_fwd_cb cb, void *arg);
+
 /* Answer every request still in flight with 503 and free the client once its handles are closed;
  * done(arg) then runs (done may be NULL). sl_fwd_send must not be called afterwards. */
 void sl_fwd_close(struct sl_fwd *f, void (*done)(void *arg), void *arg);

@@ -126,9 +126,15 @@ static void on_metrics(struct sl_admin_request *rq, void *arg)
 {
     struct sl_admin_stats st;
     struct sl_metrics m;
+    const struct sl_admin_node *node = arg;
     fill_stats(arg, &st);
     sl_metrics_init(&m);
-    if (sl_admin_stats_metrics(&st, &m) != 0) {
+    int rc = sl_admin_stats_metrics(&st, &m);
+    if (rc == 0 && node->more_metrics) {
+        node->more_metrics(node->arg, &m);
+        rc = sl_metrics_finish(&m);
+    }
+    if (rc != 0) {
         sl_admin_reply_problem(rq, 500, "could not build the metrics");
     } else {
         struct sl_http_response r = {

@@ -49,6 +49,8 @@ struct sl_admin_node {
     /* Whether this node is ready to serve; when not, a short reason into reason (cap bytes).
      * NULL: always ready. */
     bool (*ready)(void *arg, char *reason, size_t cap);
+    /* Append further metric families to /metrics (the budget's); NULL: none. */
+    void (*more_metrics)(void *arg, struct sl_metrics *m);
     void *arg;
 };
 

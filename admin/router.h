@@ -31,6 +31,8 @@ enum sl_route_id {
     SL_ROUTE_TARGET_REMOVE,               /* DELETE /v1/proxies/{name}/targets/{id} */
     SL_ROUTE_STATS,                       /* GET    /v1/stats */
     SL_ROUTE_METRICS,                     /* GET    /metrics */
+    SL_ROUTE_BUDGET_GET,                  /* GET    /v1/budget */
+    SL_ROUTE_BUDGET_REPORT,               /* POST   /v1/internal/budget/report */
     SL_ROUTE_COUNT
 };
 

@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/secret.h"
 #include "base/stream.h"
+#include "budget/budget.h"
 #include "node/args.h"
 #include "node/config_source.h"
 #include "node/store_source.h"
@@ -54,8 +55,9 @@ struct node {
     struct sl_admin_store_routes *routes;
     struct sl_fwd *fwd;
     struct sl_admin_forwarder forwarder;
-    struct sl_probe *probe; /* reachability of the other members */
-    SSL_CTX *fwd_tls;       /* checks the leader's admin certificate when forwarding over https */
+    struct sl_probe *probe;   /* reachability of the other members */
+    struct sl_budget *budget; /* this node's share of the global connection budget */
+    SSL_CTX *fwd_tls;         /* checks the leader's admin certificate when forwarding over https */
     uv_timer_t register_timer;
     uint64_t registered_term; /* term in which this node, as leader, registered the members */
     unsigned registering;     /* node registrations in flight */
@@ -80,6 +82,10 @@ static void on_fwd_closed(void *arg)
  * callbacks), then the forwarder and the store. */
 static void close_cluster(struct node *n)
 {
+    if (n->budget) {
+        sl_budget_close(n->budget); /* before the forwarder: its reports use it */
+        n->budget = NULL;
+    }
     if (n->routes) {
         sl_admin_store_routes_close(n->routes);
         n->routes = NULL;
@@ -157,6 +163,8 @@ static void apply_store_state(struct node *n)
         sl_store_source_forget(&n->ssrc);
         return;
     }
+    if (n->budget)
+        sl_budget_set_config(n->budget, cfg);
 }
 
 static void on_store_applied(struct sl_store *s, uint64_t applied_index, void *arg)
@@ -164,6 +172,8 @@ static void on_store_applied(struct sl_store *s, uint64_t applied_index, void *a
     struct node *n = arg;
     if (!n->stopping && n->worker)
         apply_store_state(n);
+    if (n->budget)
+        sl_budget_applied(n->budget);
 }
 
 static void on_registered(struct sl_store *s, const struct sl_store_result *r, void *arg)
@@ -339,6 +349,13 @@ static bool admin_ready(void *arg, char *reason, size_t cap)
 /* The admin API, when the configuration has an "admin" block. It runs on the same loop as the data
  * path for now (one loop per node); its handlers only read counters. Changing the admin block needs
  * a restart. */
+static void admin_more_metrics(void *arg, struct sl_metrics *m)
+{
+    struct node *n = arg;
+    if (n->budget)
+        sl_budget_metrics(n->budget, m);
+}
+
 static int start_admin(struct node *n, const struct sl_config *cfg, char *err, size_t errlen)
 {
     const struct sl_admin_listen_config *a = cfg->admin;
@@ -362,8 +379,11 @@ static int start_admin(struct node *n, const struct sl_config *cfg, char *err, s
         n->admin_tls = NULL;
         return -1;
     }
-    n->admin_node = (struct sl_admin_node){
-        .node_id = n->node_id, .stats = admin_stats, .ready = admin_ready, .arg = n};
+    n->admin_node = (struct sl_admin_node){.node_id = n->node_id,
+                                           .stats = admin_stats,
+                                           .ready = admin_ready,
+                                           .more_metrics = admin_more_metrics,
+                                           .arg = n};
     sl_admin_local_routes(n->admin, &n->admin_node);
     return 0;
 }
@@ -542,6 +562,36 @@ static int start_store_routes(struct node *n, char *err, size_t errlen)
     return 0;
 }
 
+/* The node's budget agent: backends connect from the node's data address (how the leader fences
+ * them), reports go to the leader with the node's own admin token (every member shares it). */
+static int start_budget(struct node *n, const struct sl_config *cfg, char *err, size_t errlen)
+{
+    const char *source = n->file_cfg->cluster->data_address;
+    if (strcmp(source, "0.0.0.0") == 0) {
+        sl_warn(0, "cluster.data_address is 0.0.0.0: the leader cannot fence this node's "
+                   "database connections, so a quota it holds is never handed on while it is "
+                   "silent");
+        source = NULL;
+    }
+    if (sl_worker_budget_enable(n->worker, source) != 0) {
+        snprintf(err, errlen, "cluster.data_address: not an IPv4 address");
+        return -1;
+    }
+    char token[SL_TOKEN_MAX + 1];
+    if (sl_secret_resolve_token(n->file_cfg->admin->token, token, sizeof token, err, errlen) != 0)
+        return -1;
+    struct sl_budget_options opt = {.node_id = n->file_cfg->cluster->id, .token = token};
+    int rc = sl_budget_open(&n->budget, n->loop, n->store, n->worker, n->fwd, &opt);
+    OPENSSL_cleanse(token, sizeof token);
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sl_budget_routes(n->budget, n->admin);
+    sl_budget_set_config(n->budget, cfg);
+    return 0;
+}
+
 /* Start-up failed part-way: close what was opened (asynchronously: run the loop until it is
  * closed) and free the rest. */
 static void abandon_start(struct node *n)
@@ -631,8 +681,14 @@ int main(int argc, char **argv)
         abandon_start(&n);
         return 1;
     }
-    if (n.store)
+    if (n.store) {
+        /* Only out of memory gets here (the address and the token were checked above). */
+        if (start_budget(&n, cfg, err, sizeof err) != 0) {
+            sl_error(0, "cannot start the budget agent: %s", err);
+            exit(1);
+        }
         sl_store_watch(n.store, on_store_applied, &n);
+    }
     uv_signal_init(n.loop, &n.sighup);
     uv_signal_init(n.loop, &n.sigterm);
     uv_signal_init(n.loop, &n.sigint);

@@ -3,7 +3,7 @@
 # Run from the repository root: tests/lint/format.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-mapfile -t files < <(git ls-files 'base/*.[ch]' 'pool/*.[ch]' 'node/*.[ch]' 'raft/*.[ch]' 'admin/*.[ch]' 'tests/unit/*.[ch]' 'tests/fuzz/*.c' 2>/dev/null \
-                     || find base pool node raft admin tests/unit tests/fuzz -name '*.[ch]')
+mapfile -t files < <(git ls-files 'base/*.[ch]' 'budget/*.[ch]' 'pool/*.[ch]' 'node/*.[ch]' 'raft/*.[ch]' 'admin/*.[ch]' 'tests/unit/*.[ch]' 'tests/integ/*.c' 'tests/fuzz/*.c' 2>/dev/null \
+                     || find base budget pool node raft admin tests/unit tests/integ tests/fuzz -name '*.[ch]')
 clang-format --dry-run --Werror "${files[@]}"
 echo "format: ${#files[@]} files clean"

@@ -38,6 +38,8 @@ static const struct expect every_route[] = {
     {"DELETE", "/v1/proxies/p1/targets/db-2", SL_ROUTE_TARGET_REMOVE, "p1", "db-2"},
     {"GET", "/v1/stats", SL_ROUTE_STATS, NULL, NULL},
     {"GET", "/metrics", SL_ROUTE_METRICS, NULL, NULL},
+    {"GET", "/v1/budget", SL_ROUTE_BUDGET_GET, NULL, NULL},
+    {"POST", "/v1/internal/budget/report", SL_ROUTE_BUDGET_REPORT, NULL, NULL},
 };
 
 static void test_every_route(void **state)

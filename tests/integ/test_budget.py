@@ -1,0 +1,250 @@
+"""The global connection budget with real processes (issue 4, acceptance 1-3).
+
+MariaDB runs with max_connections=60 and the proxy at max_connections_percent=50: a budget of 30 for
+the whole fleet (2 of them reserved for the leader's own probes). The proxy's database user is
+created WITH MAX_USER_CONNECTIONS 30 as a tripwire: a fleet that overshot would see error 1226.
+Client load is spread unevenly over the three nodes (400/150/50 connections running short
+transactions), and a sampler counts the user's connections in PROCESSLIST every 50 ms.
+
+The tests share one cluster and run in order:
+  1. 60 s of load: no client error, the count never above 30, the busiest node holds most quota;
+  2. kill -9 of the busiest node under load: its quota goes to the others within the lease plus a
+     few seconds, the invariant holds throughout;
+  3. SIGSTOP of the busiest node for longer than its lease: the invariant holds, the others get its
+     quota once the leader fenced it, and after SIGCONT it rejoins; its clients see errors only for
+     the transactions that were in flight on it when it froze.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import sluicelab  # noqa: E402
+from clustertools import run_cluster  # noqa: E402
+from pooltools import ProcesslistSampler, wait_for  # noqa: E402
+
+BUDGET = 30
+RESERVE = 2  # the leader's probe connections (budget/leader.c)
+LEASE_S = 5.0  # default lease (budget/agent.c)
+LOAD_S = float(os.environ.get("SLUICE_BUDGET_LOAD_SECONDS", "60"))
+
+
+@pytest.fixture(scope="module")
+def budget_user(mariadb):
+    return mariadb.create_user("bud", max_user_connections=BUDGET)
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_dir, tls, mariadb, budget_user):
+    with mariadb.admin() as c, c.cursor() as cur:
+        cur.execute("SET GLOBAL max_connections = 60")
+        cur.execute("CREATE TABLE IF NOT EXISTS app.acct (id INT PRIMARY KEY, v BIGINT NOT NULL)")
+        cur.execute("INSERT IGNORE INTO app.acct SELECT seq, 0 FROM app.seq_1_to_1000")
+
+    def setup(c):
+        leader = c.wait_leader()
+        c.create_proxy(leader, user=budget_user)
+        sluicelab.admin_write(leader, "PUT", "/v1/proxies/main/target-group",
+                              {"connection_pool_config": {"max_connections_percent": 50,
+                                                          "max_idle_connections_percent": 50,
+                                                          "connection_borrow_timeout": 120}})
+        c.wait_serving(timeout=30)
+
+    yield from run_cluster(lab_dir / "raft", tls, mariadb, budget_user, setup=setup)
+
+
+class Load:
+    """Client threads per node, each on its own connection through that node, running short
+    transactions until stopped. Errors are recorded per node with their MySQL code."""
+
+    def __init__(self, cluster, user, per_node: dict):
+        self.cluster, self.user = cluster, user
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.commits = collections.Counter()
+        self.errors = collections.defaultdict(list)  # node id -> [(time, code, text, in_txn)]
+        self.threads = []
+        for node, count in per_node.items():
+            for i in range(count):
+                t = threading.Thread(target=self._client, args=(node, i), daemon=True)
+                self.threads.append(t)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _client(self, node, i):
+        import pymysql
+        key = (hash(node.id) + i * 7919) % 1000 + 1
+        conn = None
+        while not self.stop_event.is_set():
+            inside = False
+            try:
+                if conn is None:
+                    conn = node.connect(self.user, connect_timeout=30, read_timeout=120,
+                                        write_timeout=120, autocommit=True)
+                with conn.cursor() as cur:
+                    cur.execute("BEGIN")
+                    inside = True
+                    cur.execute("UPDATE app.acct SET v = v + 1 WHERE id = %s", (key,))
+                    cur.execute("SELECT v FROM app.acct WHERE id = %s", (key,))
+                    cur.fetchall()
+                    cur.execute("COMMIT")
+                with self.lock:
+                    self.commits[node.id] += 1
+                inside = False
+            except (pymysql.err.Error, OSError) as e:
+                code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+                with self.lock:
+                    self.errors[node.id].append((time.monotonic(), code, str(e), inside))
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
+                conn = None
+                time.sleep(0.2)
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def stop(self):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(150)
+
+
+def budget_doc(node):
+    status, _, doc = node.admin_json("GET", "/v1/budget")
+    assert status == 200, doc
+    (entry,) = [b for b in doc["budgets"] if b["key"].startswith("main/")]
+    return entry
+
+
+def quotas(node) -> dict:
+    return {n["node"]: n["quota"] for n in budget_doc(node)["nodes"]}
+
+
+def busiest_follower(cluster):
+    leader = cluster.wait_leader()
+    return leader, [n for n in cluster.nodes if n is not leader]
+
+
+def log_mentions(cluster, *needles):
+    found = []
+    for n in cluster.nodes:
+        text = n.log_path.read_text(errors="replace")
+        found += [f"{n.id}: {x}" for x in needles if x in text]
+    return found
+
+
+def test_uneven_load_stays_within_the_budget_and_quota_follows_demand(cluster, mariadb, budget_user):
+    leader, followers = busiest_follower(cluster)
+    busy, medium = followers
+    sampler = ProcesslistSampler(mariadb, budget_user, interval=0.05)
+    sampler.start()
+    load = Load(cluster, budget_user, {busy: 400, medium: 150, leader: 50}).start()
+    try:
+        time.sleep(LOAD_S)
+        q = quotas(leader)
+    finally:
+        load.stop()
+        samples = sampler.stop()
+    entry = budget_doc(leader)
+    assert entry["max_connections"] == 60 and entry["budget"] == BUDGET, entry
+    assert len(samples) > LOAD_S * 5, "the sampler hardly ran"
+    assert max(samples) <= BUDGET, f"the database saw {max(samples)} connections of the user"
+    errors = {k: v for k, v in load.errors.items() if v}
+    assert not errors, f"client errors: { {k: v[:3] for k, v in errors.items()} }"
+    assert sum(load.commits.values()) > 1000, load.commits
+    assert all(load.commits[n.id] > 0 for n in cluster.nodes), load.commits
+    assert q[busy.raft_id] * 2 > sum(q.values()), f"the busiest node does not hold most: {q}"
+    assert sum(q.values()) <= BUDGET - RESERVE, q
+    assert not log_mentions(cluster, "1226", "1040", "Too many connections")
+
+
+def test_killed_node_quota_goes_to_the_others(cluster, mariadb, budget_user):
+    leader, (busy, medium) = busiest_follower(cluster)
+    sampler = ProcesslistSampler(mariadb, budget_user, interval=0.05)
+    sampler.start()
+    load = Load(cluster, budget_user, {busy: 400, medium: 150, leader: 50}).start()
+    try:
+        wait_for("the busiest node to hold most quota",
+                 lambda: quotas(leader).get(busy.raft_id, 0) * 2 > BUDGET - RESERVE, timeout=30)
+        before = quotas(leader)
+        busy.kill()
+        killed_at = time.monotonic()
+        wait_for("the killed node's quota to be revoked",
+                 lambda: busy.raft_id not in quotas(leader), timeout=LEASE_S + 10)
+        revoked_after = time.monotonic() - killed_at
+        wait_for("the others to take up the freed quota",
+                 lambda: sum(quotas(leader).values()) > before[leader.raft_id] +
+                 before[medium.raft_id], timeout=10)
+        reused_after = time.monotonic() - killed_at
+        time.sleep(3)
+    finally:
+        load.stop()
+        samples = sampler.stop()
+    assert max(samples) <= BUDGET, f"the database saw {max(samples)} connections of the user"
+    assert revoked_after < LEASE_S * 1.05 + 5, f"revoked only after {revoked_after:.1f} s"
+    assert reused_after < LEASE_S * 1.05 + 8, f"reused only after {reused_after:.1f} s"
+    survivors = {k: v for k, v in load.errors.items() if k != busy.id and v}
+    assert not survivors, f"clients of the surviving nodes saw errors: {survivors}"
+    busy.start()  # rejoins with its Raft state; the next test needs three nodes
+    cluster.wait_serving(timeout=30)
+
+
+def test_paused_node_is_fenced_and_rejoins(cluster, mariadb, budget_user):
+    leader, (busy, medium) = busiest_follower(cluster)
+    sampler = ProcesslistSampler(mariadb, budget_user, interval=0.05)
+    sampler.start()
+    load = Load(cluster, budget_user, {busy: 400, medium: 150, leader: 50}).start()
+    try:
+        wait_for("the busiest node to hold most quota",
+                 lambda: quotas(leader).get(busy.raft_id, 0) * 2 > BUDGET - RESERVE, timeout=30)
+        before = quotas(leader)
+        others_before = sum(v for k, v in before.items() if k != busy.raft_id)
+        os.kill(busy.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            wait_for("the paused node's quota to be revoked after fencing",
+                     lambda: busy.raft_id not in quotas(leader), timeout=LEASE_S + 10)
+            wait_for("the others to take up its quota",
+                     lambda: sum(quotas(leader).values()) > others_before, timeout=10)
+            time.sleep(max(0.0, LEASE_S + 3 - (time.monotonic() - stopped_at)))
+        finally:
+            os.kill(busy.pid, signal.SIGCONT)
+        resumed_at = time.monotonic()
+        wait_for("the resumed node to get quota again",
+                 lambda: quotas(leader).get(busy.raft_id, 0) > 0, timeout=15)
+        # Its clients commit again.
+        with load.lock:
+            commits = load.commits[busy.id]
+        wait_for("commits through the resumed node",
+                 lambda: load.commits[busy.id] > commits + 50, timeout=30)
+    finally:
+        load.stop()
+        samples = sampler.stop()
+    assert max(samples) <= BUDGET, f"the database saw {max(samples)} connections of the user"
+    survivors = {k: v for k, v in load.errors.items() if k != busy.id and v}
+    assert not survivors, f"clients of the other nodes saw errors: {survivors}"
+    # Only sessions that held one of the frozen node's database connections (killed by the fence)
+    # may fail, once each, when it resumes; everyone else just waited.
+    mine = load.errors.get(busy.id, [])
+    assert all(resumed_at - 1 <= e[0] <= resumed_at + 10 for e in mine), \
+        f"errors outside the resume: {mine[:3]}"
+    assert len(mine) <= before[busy.raft_id], (before, mine[:5])
+    assert all(e[1] in (2013, 2006) for e in mine), f"unexpected errors: {mine[:3]}"
+    assert "fenced" in leader.log_path.read_text(errors="replace")
