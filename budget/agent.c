@@ -1,15 +1,10 @@
 /* The node's budget agent: reports demand to the leader, and turns committed grants and lease
  * renewals into the worker's quotas and lease deadline.
  *
- * Lease anchor. A renewal names the sequence number of the report it answers. The node remembers
- * when it sent each report (uv_hrtime) and holds its lease until
- *     sent + lease_ms * (100 - drift_pct) / 100 - close_margin_ms,
- * which in real time is no later than sent + lease_ms - close_margin_ms (its clock runs at most
- * drift_pct fast). The leader, which received that report after it was sent, counts the lease as
- * running until received + lease_ms * (100 + drift_pct) / 100 on its own clock, which in real time
- * is at least received + lease_ms. So the node has closed everything at least close_margin_ms
- * before the leader can consider the quota free, without comparing the two clocks. A renewal for a
- * report this process did not send (a previous incarnation's) gives no lease.
+ * Lease anchor (budget/lease.h has the arithmetic and its argument). A renewal names the sequence
+ * number of the report it answers; the node remembers when it sent each report and holds its lease
+ * from that moment. A renewal for a report this process did not send (a previous incarnation's)
+ * gives no lease.
  *
  * Ahead of the deadline (two report periods before it) the node takes its quotas down to zero
  * softly: idle connections close at once and busy ones when released. At the deadline it closes
@@ -21,13 +16,14 @@
 
 #include "base/log.h"
 #include "budget/internal.h"
+#include "budget/lease.h"
 
 #define SAMPLE_MS 100
 
-uint64_t sl_budget_node_lease_ns(const struct sl_budget *b)
+static uint64_t node_lease_ns(const struct sl_budget *b)
 {
-    return (uint64_t)b->opt.lease_ms * (100u - b->opt.drift_pct) / 100u * 1000000u -
-           (uint64_t)b->opt.close_margin_ms * 1000000u;
+    struct sl_lease_params p = {b->opt.lease_ms, b->opt.drift_pct, b->opt.close_margin_ms};
+    return sl_lease_node_ns(&p);
 }
 
 /* ---- quotas and the lease ---------------------------------------------------------------- */
@@ -92,7 +88,7 @@ static void take_lease(struct sl_budget *b, const struct sl_budget_table *t)
     uint64_t sent = sent_at(b, l->seq);
     if (!sent)
         return; /* another incarnation's report, or too old to remember */
-    uint64_t deadline = sent + sl_budget_node_lease_ns(b), now = uv_hrtime();
+    uint64_t deadline = sent + node_lease_ns(b), now = uv_hrtime();
     b->lease_seq = l->seq;
     if (deadline <= b->lease_deadline_ns || deadline <= now)
         return;

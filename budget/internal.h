@@ -95,9 +95,6 @@ struct sl_budget {
     bool again; /* run another round as soon as the proposal in flight is done */
 };
 
-/* agent.c */
-uint64_t sl_budget_node_lease_ns(const struct sl_budget *b);
-
 /* leader.c */
 void sl_budget_leader_start(struct sl_budget *b);
 /* A node's report arrived (parsed JSON). 0, or -1 when it is malformed (reason in err). Only the

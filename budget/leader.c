@@ -28,6 +28,7 @@
 #include "budget/alloc.h"
 #include "budget/dbprobe.h"
 #include "budget/internal.h"
+#include "budget/lease.h"
 
 #define PROBE_TIMEOUT_MS 2000
 #define RESERVE          2
@@ -40,7 +41,8 @@ static uint64_t ms_ns(uint64_t ms)
 
 static uint64_t leader_lease_ns(const struct sl_budget *b)
 {
-    return ms_ns((uint64_t)b->opt.lease_ms * (100u + b->opt.drift_pct) / 100u);
+    struct sl_lease_params p = {b->opt.lease_ms, b->opt.drift_pct, b->opt.close_margin_ms};
+    return sl_lease_leader_ns(&p);
 }
 
 bool sl_budget_leading(const struct sl_budget *b)
