@@ -17,12 +17,14 @@
 #include "base/log.h"
 #include "pool/internal.h"
 
-static void make_key(char *out, size_t cap, const struct sl_proxy_config *pc,
+/* "<proxy>/<host>:<port>"; false when it does not fit (a host name of over 130 characters). */
+static bool make_key(char *out, size_t cap, const struct sl_proxy_config *pc,
                      const struct sl_target *t)
 {
     /* Endpoints are served as proxies named "<proxy>.<endpoint>"; they share the proxy's budget. */
     size_t base = strcspn(pc->name, ".");
-    snprintf(out, cap, "%.*s/%s:%u", (int)base, pc->name, t->host, t->port);
+    int n = snprintf(out, cap, "%.*s/%s:%u", (int)base, pc->name, t->host, t->port);
+    return n > 0 && (size_t)n < cap;
 }
 
 static struct sl_quota *find(struct sl_worker *w, const char *key)
@@ -55,7 +57,11 @@ struct sl_quota *sl_quota_for(struct sl_worker *w, const struct sl_proxy_config 
     if (!w->budget)
         return NULL;
     char key[SL_WORKER_BUDGET_KEY_MAX + 1];
-    make_key(key, sizeof key, pc, t);
+    if (!make_key(key, sizeof key, pc, t))
+        sl_error(0,
+                 "proxy %s: target %s: the budget key is longer than %d bytes; this target "
+                 "gets no quota",
+                 pc->name, t->host, SL_WORKER_BUDGET_KEY_MAX);
     return find_or_add(w, key);
 }
 
