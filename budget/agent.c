@@ -119,7 +119,7 @@ static void add_use(const struct sl_worker_budget_use *u, void *arg)
 {
     json_t *keys = arg;
     json_array_append_new(keys,
-                          json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "key", u->key, "open",
+                          json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "key", u->key, "open",
                                     (json_int_t)u->open, "in_use", (json_int_t)u->in_use, "idle",
                                     (json_int_t)u->idle, "waiting", (json_int_t)u->waiting,
                                     "demand", (json_int_t)u->peak_demand, "max_connections",

@@ -29,7 +29,7 @@ static json_t *holder_json(const struct sl_budget *b, const struct sl_budget_ent
                            const struct sl_budget_holder *h, uint64_t now)
 {
     json_t *o =
-        json_pack("{s:I,s:i,s:i,s:I}", "node", (json_int_t)h->node, "quota", (json_int_t)h->quota,
+        json_pack("{s:I,s:I,s:I,s:I}", "node", (json_int_t)h->node, "quota", (json_int_t)h->quota,
                   "cap", (json_int_t)h->cap, "index", (json_int_t)h->index);
     const struct node_view *v = sl_budget_leader_view(b, h->node);
     const struct key_use *u = NULL;
@@ -63,7 +63,7 @@ static json_t *table_json(const struct sl_budget *b, const struct sl_budget_tabl
             json_array_append_new(nodes, n);
         }
         json_array_append_new(
-            keys, json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:I,s:i,s:i,s:o}", "key", e->key,
+            keys, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "key", e->key,
                             "max_connections", (json_int_t)e->max_connections, "percent",
                             (json_int_t)e->percent, "budget", (json_int_t)e->budget, "reserve",
                             (json_int_t)e->reserve, "committed", (json_int_t)sl_budget_capped(e),
