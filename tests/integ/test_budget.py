@@ -150,6 +150,48 @@ def log_mentions(cluster, *needles):
     return found
 
 
+def test_budget_is_visible_on_every_node_and_reports_are_checked(cluster):
+    """GET /v1/budget from a follower is the leader's view (forwarded); /metrics and sluicectl show
+    the same key; malformed or misdirected reports are refused without changing anything."""
+    import json
+    import subprocess
+    leader, (f1, f2) = busiest_follower(cluster)
+    wait_for("every node to hold quota", lambda: len(quotas(leader)) == 3, timeout=15)
+    status, _, doc = f1.admin_json("GET", "/v1/budget")
+    assert status == 200 and doc["leader"] is True and doc["node"] == leader.raft_id, doc
+    (entry,) = doc["budgets"]
+    assert entry["key"] == f"main/{cluster.db.host}:{cluster.db.port}", entry
+    assert (entry["max_connections"], entry["percent"], entry["budget"], entry["reserve"]) == \
+        (60, 50, BUDGET, RESERVE), entry
+    assert sorted(n["node"] for n in entry["nodes"]) == [1, 2, 3], entry
+    assert all(n["lease_expires_ms"] > 0 for n in entry["nodes"]), entry
+    status, _, body = f2.admin_request("/metrics")
+    text = body.decode()
+    assert f'sluice_budget_connections{{key="{entry["key"]}"}} {BUDGET}' in text, text[-2000:]
+    assert "sluice_budget_node_quota{" in text and "sluice_budget_lease_remaining_ms " in text
+    tool = Path(__file__).resolve().parents[2] / "admin" / "sluicectl"
+    r = subprocess.run([str(tool), "--url", f2.admin_url, "--token-file", str(f2.admin_token_file),
+                        "budget"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and entry["key"] in r.stdout and "lease expires" in r.stdout, r
+
+    before = budget_doc(leader)
+    for body in (b"{not json", {"node": 1}, {"node": 0, "seq": 1, "applied": 1, "keys": []},
+                 {"node": 2, "seq": 5, "applied": 1, "keys": [{"key": "bad key!", "open": 1}]},
+                 {"node": 2, "seq": 5, "applied": 1, "keys": "x"}):
+        status, _, doc = leader.admin_json("POST", "/v1/internal/budget/report", body)
+        assert status == 400 and doc["detail"], (body, status, doc)
+    good = {"node": 2, "seq": 5, "applied": 1, "keys": []}
+    status, hdrs, _ = f1.admin_json("POST", "/v1/internal/budget/report", good)
+    assert status == 503 and hdrs.get("Retry-After") == "1", status
+    status, _, _ = leader.admin_request("/v1/internal/budget/report", method="POST", body=good,
+                                        token=None)
+    assert status == 401
+    after = budget_doc(leader)
+    assert {n["node"]: n["quota"] for n in after["nodes"]} == \
+        {n["node"]: n["quota"] for n in before["nodes"]}
+    assert all(n.running() for n in cluster.nodes)
+
+
 def test_uneven_load_stays_within_the_budget_and_quota_follows_demand(cluster, mariadb, budget_user):
     leader, followers = busiest_follower(cluster)
     busy, medium = followers
