@@ -432,7 +432,7 @@ struct sl_fwd *sl_fwd_new(uv_loop_t *loop, unsigned timeout_ms, SSL_CTX *tls)
 
 /* Send the request h of call c (rq or cb already set) to base_url. */
 static void start_call(struct sl_fwd *f, struct fwd_call *c, const char *base_url,
-                       const struct out_request *h)
+                       const struct out_request *h, unsigned timeout_ms)
 {
     c->f = f;
     c->pending = true;
@@ -451,7 +451,7 @@ static void start_call(struct sl_fwd *f, struct fwd_call *c, const char *base_ur
     }
     http_parser_init(&c->parser, HTTP_RESPONSE);
     c->parser.data = c;
-    uv_timer_start(&c->timer, on_timeout, f->timeout_ms, 0);
+    uv_timer_start(&c->timer, on_timeout, timeout_ms, 0);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     c->gai.data = c;
     int rc = uv_getaddrinfo(f->loop, &c->gai, on_resolved, c->host, c->port, &hints);
@@ -481,11 +481,11 @@ void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base
         .body = in->body,
         .body_len = in->body_len,
     };
-    start_call(f, c, base_url, &h);
+    start_call(f, c, base_url, &h, f->timeout_ms);
 }
 
 int sl_fwd_post(struct sl_fwd *f, const char *base_url, const char *path, const char *token,
-                const char *body, size_t body_len, sl_fwd_cb cb, void *arg)
+                const char *body, size_t body_len, unsigned timeout_ms, sl_fwd_cb cb, void *arg)
 {
     struct fwd_call *c = calloc(1, sizeof *c);
     char *auth = NULL;
@@ -504,7 +504,7 @@ int sl_fwd_post(struct sl_fwd *f, const char *base_url, const char *path, const 
         .body = body,
         .body_len = body_len,
     };
-    start_call(f, c, base_url, &h);
+    start_call(f, c, base_url, &h, timeout_ms);
     return 0;
 }
 

@@ -39,10 +39,11 @@ void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base
 typedef void (*sl_fwd_cb)(int status, const char *body, size_t body_len, const char *error,
                           void *arg);
 
-/* POST body (JSON) to base_url + path with "Authorization: Bearer <token>" (node-to-node calls);
- * cb runs exactly once, never from inside this call. 0, or -1 (out of memory, closing): no cb. */
+/* POST body (JSON) to base_url + path with "Authorization: Bearer <token>" (node-to-node calls),
+ * giving up after timeout_ms; cb runs exactly once, never from inside this call. 0, or -1 (out of
+ * memory, closing): no cb. */
 int sl_fwd_post(struct sl_fwd *f, const char *base_url, const char *path, const char *token,
-                const char *body, size_t body_len, sl_fwd_cb cb, void *arg);
+                const char *body, size_t body_len, unsigned timeout_ms, sl_fwd_cb cb, void *arg);
 
 /* Answer every request still in flight with 503 and free the client once its handles are closed;
  * done(arg) then runs (done may be NULL). sl_fwd_send must not be called afterwards. */

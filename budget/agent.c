@@ -187,8 +187,10 @@ static void on_report_timer(uv_timer_t *timer)
     char *url = leader_url(b);
     char *body = url ? json_dumps(rep, JSON_COMPACT) : NULL;
     json_decref(rep);
+    /* A report older than two periods is worth less than the next one: a leader that does not
+     * answer (paused, gone) must not hold the next reports back for long. */
     if (body && sl_fwd_post(b->fwd, url, "/v1/internal/budget/report", b->token, body, strlen(body),
-                            on_report_answer, b) == 0) {
+                            2u * b->opt.report_ms, on_report_answer, b) == 0) {
         b->pending++;
         b->report_in_flight = true;
     }

@@ -13,7 +13,7 @@
 #define KEYS_MAX      64  /* budget keys one node serves */
 #define NODES_MAX     32  /* nodes the leader tracks */
 #define SENT_RING     128 /* report send times kept: the anchors of leases not yet committed */
-#define DEMAND_WINDOW 4   /* reports whose peak demand the leader takes the maximum of */
+#define DEMAND_WINDOW 20  /* reports (10 s) whose peak demand the leader takes the maximum of */
 #define USERS_MAX     16
 
 /* A budget key this node serves, with what the leader needs to reach its database. */

@@ -12,7 +12,10 @@ The tests share one cluster and run in order:
      few seconds, the invariant holds throughout;
   3. SIGSTOP of the busiest node for longer than its lease: the invariant holds, the others get its
      quota once the leader fenced it, and after SIGCONT it rejoins; its clients see errors only for
-     the transactions that were in flight on it when it froze.
+     the transactions that were in flight on it when it froze;
+  4. the busiest node cut off from its peers (nft on loopback, tests/lib/netcut.py) while it still
+     reaches the database: it closes its connections by its lease's end, the others get its quota,
+     and after the heal the quotas converge again.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import sluicelab  # noqa: E402
+import netcut  # noqa: E402
 from clustertools import run_cluster  # noqa: E402
 from pooltools import ProcesslistSampler, wait_for  # noqa: E402
 
@@ -290,3 +294,66 @@ def test_paused_node_is_fenced_and_rejoins(cluster, mariadb, budget_user):
     assert len(mine) <= before[busy.raft_id], (before, mine[:5])
     assert all(e[1] in (2013, 2006) for e in mine), f"unexpected errors: {mine[:3]}"
     assert "fenced" in leader.log_path.read_text(errors="replace")
+
+
+def connections_from(db, address: str) -> int:
+    with db.admin() as c, c.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE HOST LIKE %s",
+                    (address + ":%",))
+        return int(cur.fetchone()[0])
+
+
+@pytest.mark.skipif(not netcut.available(), reason="needs root, nft and setpriv")
+def test_node_cut_off_from_its_peers_closes_its_connections(cluster, mariadb, budget_user):
+    """Acceptance 4: a node that still reaches the database but not the other nodes cannot renew
+    its lease, so it closes its database connections by the lease's end; the leader fences it and
+    hands its quota on; after the heal the quotas converge again."""
+    leader, (busy, medium) = busiest_follower(cluster)
+    # The node to cut runs with a group of its own, which nft matches (tests/lib/netcut.py).
+    assert busy.stop() == 0
+    busy.exec_prefix = netcut.exec_prefix(netcut.GID_BASE + busy.raft_id)
+    busy.start()
+    cluster.wait_serving(timeout=30)
+    sampler = ProcesslistSampler(mariadb, budget_user, interval=0.05)
+    sampler.start()
+    load = Load(cluster, budget_user, {busy: 400, medium: 150, leader: 50}).start()
+    cut = netcut.Cut(busy, [leader, medium], netcut.GID_BASE + busy.raft_id)
+    try:
+        wait_for("the busiest node to hold most quota",
+                 lambda: quotas(leader).get(busy.raft_id, 0) * 2 > BUDGET - RESERVE, timeout=30)
+        others_before = sum(v for k, v in quotas(leader).items() if k != busy.raft_id)
+        assert connections_from(mariadb, busy.data_address) > 0, "nothing to close"
+        cut.apply()
+        cut_at = time.monotonic()
+        # By its own lease's end (at most lease * 0.95 - 0.5 s after its last report) the cut-off
+        # node holds nothing on the database.
+        wait_for("the cut-off node to close its database connections",
+                 lambda: connections_from(mariadb, busy.data_address) == 0, timeout=LEASE_S + 2)
+        closed_after = time.monotonic() - cut_at
+        wait_for("the leader to revoke the cut-off node's quota",
+                 lambda: busy.raft_id not in quotas(leader), timeout=LEASE_S + 10)
+        wait_for("the others to take up its quota",
+                 lambda: sum(quotas(leader).values()) > others_before, timeout=10)
+        assert cluster.leader([leader, medium]) is leader, "the majority lost its leader"
+        cut.heal()
+        healed_at = time.monotonic()
+        wait_for("the healed node to hold quota again",
+                 lambda: quotas(leader).get(busy.raft_id, 0) > 0, timeout=20)
+        wait_for("quotas to converge again (the busiest node holds most)",
+                 lambda: quotas(leader).get(busy.raft_id, 0) * 2 > BUDGET - RESERVE, timeout=30)
+        with load.lock:
+            commits = load.commits[busy.id]
+        wait_for("commits through the healed node",
+                 lambda: load.commits[busy.id] > commits + 50, timeout=30)
+    finally:
+        cut.heal()
+        load.stop()
+        samples = sampler.stop()
+    assert max(samples) <= BUDGET, f"the database saw {max(samples)} connections of the user"
+    assert closed_after <= LEASE_S, f"the cut-off node held connections {closed_after:.1f} s"
+    survivors = {k: v for k, v in load.errors.items() if k != busy.id and v}
+    assert not survivors, f"clients of the other nodes saw errors: {survivors}"
+    # The cut-off node's clients: only those holding a connection when its lease ran out lose it.
+    mine = load.errors.get(busy.id, [])
+    assert all(cut_at <= e[0] <= healed_at for e in mine), f"errors outside the cut: {mine[:3]}"
+    assert all(e[1] in (2013, 2006) for e in mine), f"unexpected errors: {mine[:3]}"

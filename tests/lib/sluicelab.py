@@ -1040,6 +1040,9 @@ class ClusterNode(SluiceNode):
         self.raft_address = f"127.0.0.1:{raft_port}"
         self.data_dir = self.state_dir / f"{self.id}.data"
         self.members = members if members is not None else []  # shared list of member dicts
+        # Run the daemon through this command (e.g. setpriv with a group of its own, so that a test
+        # can cut its traffic with nft's skgid match: tests/lib/netcut.py). Empty: run it directly.
+        self.exec_prefix: list = []
 
     @property
     def admin_url(self) -> str:
@@ -1072,7 +1075,8 @@ class ClusterNode(SluiceNode):
             raise LabError(f"sluice binary {self.binary} does not exist (build it, or set SLUICE_BIN)")
         self.write_config()
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        cmd = [str(self.binary), "--config", str(self.config_path), "--log-level", self.log_level]
+        cmd = [*self.exec_prefix, str(self.binary), "--config", str(self.config_path),
+               "--log-level", self.log_level]
         if init_cluster:
             cmd.append("--init-cluster")
         self.returncode, self.killed = None, False
