@@ -119,11 +119,12 @@ static void add_use(const struct sl_worker_budget_use *u, void *arg)
 {
     json_t *keys = arg;
     json_array_append_new(keys,
-                          json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "key", u->key, "open",
+                          json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "key", u->key, "open",
                                     (json_int_t)u->open, "in_use", (json_int_t)u->in_use, "idle",
                                     (json_int_t)u->idle, "waiting", (json_int_t)u->waiting,
                                     "demand", (json_int_t)u->peak_demand, "max_connections",
-                                    (json_int_t)u->max_connections, "quota", (json_int_t)u->quota));
+                                    (json_int_t)u->max_connections, "quota", (json_int_t)u->quota,
+                                    "borrow_wait_max_ms", (json_int_t)u->borrow_wait_max_ms));
 }
 
 static void on_report_answer(int status, const char *body, size_t len, const char *error, void *arg)

@@ -33,6 +33,7 @@ struct key_cfg {
 struct key_use {
     char key[SL_BUDGET_KEY_MAX + 1];
     unsigned open, in_use, waiting, max_connections;
+    unsigned borrow_wait_max_ms;    /* longest borrow wait since the node's previous report */
     unsigned demand[DEMAND_WINDOW]; /* peaks of the last reports, newest at [0] */
 };
 

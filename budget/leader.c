@@ -148,6 +148,14 @@ int sl_budget_leader_report(struct sl_budget *b, json_t *rep, char *err, size_t 
         uses[i].in_use = (unsigned)in_use;
         uses[i].waiting = (unsigned)waiting;
         uses[i].max_connections = (unsigned)mc;
+        /* Optional: the longest borrow wait the node saw since its previous report. */
+        uint64_t wait_ms = 0;
+        if (json_object_get(k, "borrow_wait_max_ms") &&
+            get_uint(k, "borrow_wait_max_ms", UINT32_MAX, &wait_ms)) {
+            snprintf(err, errlen, "keys[%zu].borrow_wait_max_ms: not a count", i);
+            return -1;
+        }
+        uses[i].borrow_wait_max_ms = (unsigned)wait_ms;
         uses[i].demand[0] = (unsigned)demand;
     }
     if (!sl_budget_leading(b))

@@ -40,6 +40,7 @@ static json_t *holder_json(const struct sl_budget *b, const struct sl_budget_ent
         json_object_set_new(o, "open", json_integer(u->open));
         json_object_set_new(o, "in_use", json_integer(u->in_use));
         json_object_set_new(o, "waiting", json_integer(u->waiting));
+        json_object_set_new(o, "borrow_wait_max_ms", json_integer(u->borrow_wait_max_ms));
     }
     if (v)
         json_object_set_new(
