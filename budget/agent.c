@@ -106,7 +106,7 @@ static void take_lease(struct sl_budget *b, const struct sl_budget_table *t)
 void sl_budget_applied(struct sl_budget *b)
 {
     struct sl_budget_table t;
-    if (b->closing || sl_budget_read_table(b, &t) != 0)
+    if (b->closing || b->leaving || sl_budget_read_table(b, &t) != 0)
         return;
     take_lease(b, &t);
     sync_quotas(b, &t);
@@ -162,7 +162,7 @@ static void on_report_timer(uv_timer_t *timer)
 {
     struct sl_budget *b = timer->data;
     struct sl_store_info info;
-    if (b->closing || b->report_in_flight)
+    if (b->closing || b->leaving || b->report_in_flight)
         return;
     sl_store_info(b->store, &info);
     json_t *keys = json_array();
@@ -197,6 +197,92 @@ static void on_report_timer(uv_timer_t *timer)
     }
     free(body);
     free(url);
+}
+
+/* ---- leaving ----------------------------------------------------------------------------- */
+
+#define LEAVE_WAIT_MS 3000
+
+static void leave_done(struct sl_budget *b)
+{
+    void (*left)(void *) = b->left;
+    b->left = NULL;
+    uv_timer_stop(&b->soft_timer);
+    if (left)
+        left(b->left_arg);
+}
+
+static void on_leave_answer(int status, const char *body, size_t len, const char *error, void *arg)
+{
+    struct sl_budget *b = arg;
+    b->pending--;
+    if (status == 204)
+        sl_info(0, "budget: the leader was told this node holds no connection any more");
+    else
+        sl_warn(0,
+                "budget: the leader did not take the last report (%s); it revokes this node's "
+                "quota after its lease",
+                error ? error : "refused");
+    leave_done(b);
+    sl_budget_maybe_free(b);
+}
+
+static void count_open(const struct sl_worker_budget_use *u, void *arg)
+{
+    *(unsigned *)arg += u->open;
+}
+
+/* Polled on the soft timer until the pools are empty (or the wait is over). */
+static void on_leave_poll(uv_timer_t *timer)
+{
+    struct sl_budget *b = timer->data;
+    unsigned open = 0;
+    sl_worker_budget_each(b->worker, false, count_open, &open);
+    if (open > 0 && uv_hrtime() < b->leave_deadline_ns) {
+        uv_timer_start(&b->soft_timer, on_leave_poll, 50, 0);
+        return;
+    }
+    char *url = open == 0 ? leader_url(b) : NULL;
+    json_t *keys = json_array();
+    sl_worker_budget_each(b->worker, false, add_use, keys);
+    json_t *rep = json_pack("{s:I,s:I,s:I,s:o,s:b}", "node", (json_int_t)b->opt.node_id, "seq",
+                            (json_int_t)(b->boot | ++b->counter), "applied", (json_int_t)0, "keys",
+                            keys, "leaving", 1);
+    char *body = url && rep ? json_dumps(rep, JSON_COMPACT) : NULL;
+    json_decref(rep);
+    if (body && sl_fwd_post(b->fwd, url, "/v1/internal/budget/report", b->token, body, strlen(body),
+                            2u * b->opt.report_ms, on_leave_answer, b) == 0) {
+        b->pending++;
+    } else {
+        if (open > 0)
+            sl_warn(0,
+                    "budget: %u connections still closing; the leader revokes this node's "
+                    "quota after its lease",
+                    open);
+        leave_done(b);
+    }
+    free(body);
+    free(url);
+}
+
+void sl_budget_leave(struct sl_budget *b, void (*done)(void *arg), void *arg)
+{
+    struct sl_store_info info;
+    sl_store_info(b->store, &info);
+    /* Nothing opens from now on; the periodic reports stop so the last one is the last, and no
+     * renewal is taken up any more. */
+    b->leaving = true;
+    sl_worker_set_lease_deadline(b->worker, 0);
+    uv_timer_stop(&b->report_timer);
+    uv_timer_stop(&b->hard_timer);
+    if (info.state == SL_STORE_LEADER) {
+        done(arg);
+        return;
+    }
+    b->left = done;
+    b->left_arg = arg;
+    b->leave_deadline_ns = uv_hrtime() + (uint64_t)LEAVE_WAIT_MS * 1000000u;
+    uv_timer_start(&b->soft_timer, on_leave_poll, 0, 0);
 }
 
 static void find_starved(const struct sl_worker_budget_use *u, void *arg)

@@ -57,6 +57,12 @@ void sl_budget_routes(struct sl_budget *b, struct sl_admin_server *srv);
  * cap, quota, open, in use, waiting and borrow waits; this node's remaining lease. */
 void sl_budget_metrics(struct sl_budget *b, struct sl_metrics *m);
 
+/* The node is shutting down and its pools are drained: open no more connections, wait (at most
+ * 3 s) until every connection is closed, then tell the leader with a last report so that it
+ * revokes this node's quota at once instead of after its lease. done(arg) follows in every case
+ * (at once on the leader, whose quota a successor revokes after the lease). */
+void sl_budget_leave(struct sl_budget *b, void (*done)(void *arg), void *arg);
+
 /* Stop timers; the budget is freed once its handles are closed and its probes have returned. */
 void sl_budget_close(struct sl_budget *b);
 

@@ -37,6 +37,7 @@ struct key_use {
     unsigned demand[DEMAND_WINDOW]; /* peaks of the last reports, newest at [0] */
 };
 
+/* FENCE_DONE: REVOKE it in the next round; also for a node that left with nothing open. */
 enum fence_state { FENCE_NONE, FENCE_RUNNING, FENCE_DONE };
 
 /* The leader's view of one node (volatile: rebuilt in each term). */
@@ -85,6 +86,11 @@ struct sl_budget {
     bool soft_expired;          /* quotas already taken down ahead of the deadline */
     bool report_in_flight;
     uint64_t reported_ns; /* when the last report was sent */
+    /* Leaving (sl_budget_leave): polled until the connections are gone, then the last report. */
+    bool leaving;
+    void (*left)(void *arg);
+    void *left_arg;
+    uint64_t leave_deadline_ns;
 
     /* Leader (only while this node leads). */
     uv_timer_t round_timer;

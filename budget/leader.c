@@ -104,6 +104,24 @@ static void soon(struct sl_budget *b)
         uv_timer_start(&b->round_timer, on_round, 0, b->opt.report_ms);
 }
 
+/* A node shutting down says it closed everything and opens nothing more: its quota can be revoked
+ * without waiting for its lease. Only when every key shows nothing open, and only when the report
+ * comes from the same process (the high bits of seq) as the node's latest report: a last report of
+ * a previous incarnation arriving late must not revoke what a restarted node already uses. */
+static void note_leaving(struct sl_budget *b, struct node_view *v, uint64_t seq,
+                         const struct key_use *uses, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (uses[i].open > 0)
+            return;
+    if (v->reported && v->seq >> 32 != seq >> 32)
+        return;
+    sl_info(0, "budget: node %" PRIu64 " left with no connection open; revoking its quota",
+            v->node);
+    v->fence = FENCE_DONE;
+    soon(b);
+}
+
 static int get_uint(json_t *o, const char *name, uint64_t max, uint64_t *out)
 {
     json_t *v = json_object_get(o, name);
@@ -158,12 +176,21 @@ int sl_budget_leader_report(struct sl_budget *b, json_t *rep, char *err, size_t 
         uses[i].borrow_wait_max_ms = (unsigned)wait_ms;
         uses[i].demand[0] = (unsigned)demand;
     }
+    json_t *leaving = json_object_get(rep, "leaving");
+    if (leaving && !json_is_boolean(leaving)) {
+        snprintf(err, errlen, "leaving: must be true or false");
+        return -1;
+    }
     if (!sl_budget_leading(b))
         return 1;
     struct node_view *v = view_of(b, node, true);
     if (!v) {
         snprintf(err, errlen, "too many nodes");
         return -1;
+    }
+    if (json_is_true(leaving)) {
+        note_leaving(b, v, seq, uses, n);
+        return 0;
     }
     /* Keep the previous peaks of each key for the demand window. */
     for (size_t i = 0; i < n; i++) {

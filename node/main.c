@@ -116,7 +116,20 @@ static void on_admin_closed(void *arg)
     n->admin_tls = NULL;
 }
 
+static void on_left(void *arg);
+
 static void on_drained(void *arg)
+{
+    struct node *n = arg;
+    if (n->budget) {
+        sl_info(0, "drained; handing back the budget");
+        sl_budget_leave(n->budget, on_left, n);
+        return;
+    }
+    on_left(n);
+}
+
+static void on_left(void *arg)
 {
     struct node *n = arg;
     sl_info(0, "drained; exiting");

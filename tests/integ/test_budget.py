@@ -202,6 +202,25 @@ def test_budget_is_visible_on_every_node_and_reports_are_checked(cluster):
     assert all(n.running() for n in cluster.nodes)
 
 
+def test_stopped_node_hands_its_quota_back_at_once(cluster):
+    """A node stopped with SIGTERM drains, closes its database connections and tells the leader,
+    which revokes its quota at once instead of after its lease (a rolling restart does not lock
+    budget up for a lease length)."""
+    leader, (f1, _) = busiest_follower(cluster)
+    wait_for("the follower to hold quota", lambda: quotas(leader).get(f1.raft_id, 0) > 0, timeout=15)
+    t0 = time.monotonic()
+    assert f1.stop() == 0
+    wait_for("the stopped node's quota to be revoked",
+             lambda: f1.raft_id not in quotas(leader), timeout=LEASE_S + 10)
+    took = time.monotonic() - t0
+    assert took < LEASE_S / 2, f"revoked only after {took:.1f} s: the last report was not taken"
+    assert "left with no connection open" in leader.log_path.read_text(errors="replace")
+    f1.start()
+    cluster.wait_serving(timeout=30)
+    wait_for("the restarted node to hold quota again",
+             lambda: quotas(leader).get(f1.raft_id, 0) > 0, timeout=15)
+
+
 def test_uneven_load_stays_within_the_budget_and_quota_follows_demand(cluster, mariadb, budget_user):
     leader, followers = busiest_follower(cluster)
     busy, medium = followers
