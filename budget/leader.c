@@ -600,8 +600,10 @@ static void on_round(uv_timer_t *timer)
         b->led_term = info.term;
         b->takeover_ns = now;
         b->n_nodes = 0;
-        sl_info(0, "budget: leading in term %" PRIu64 "; leases of earlier terms end within %u ms",
-                info.term, b->opt.lease_ms * (100u + b->opt.drift_pct) / 100u);
+        sl_info(0,
+                "budget: leading in term %" PRIu64 "; leases of earlier terms end within %" PRIu64
+                " ms",
+                info.term, (leader_lease_ns(b) + 999999u) / 1000000u);
     }
     if (b->proposing)
         return;

@@ -25,15 +25,18 @@ struct sl_lease_params {
  * connections; 0 when the margin eats the whole lease. */
 static inline uint64_t sl_lease_node_ns(const struct sl_lease_params *p)
 {
-    uint64_t usable = (uint64_t)p->lease_ms * (100u - p->drift_pct) / 100u;
-    return usable > p->close_margin_ms ? (usable - p->close_margin_ms) * 1000000u : 0;
+    /* In nanoseconds, exact: ms * percent / 100 * 10^6 = ms * percent * 10^4. */
+    uint64_t usable = (uint64_t)p->lease_ms * (100u - p->drift_pct) * 10000u;
+    uint64_t margin = (uint64_t)p->close_margin_ms * 1000000u;
+    return usable > margin ? usable - margin : 0;
 }
 
 /* Nanoseconds, from the leader's receipt of that report (or its own takeover), after which the
  * node's lease is over for sure. */
 static inline uint64_t sl_lease_leader_ns(const struct sl_lease_params *p)
 {
-    return (uint64_t)p->lease_ms * (100u + p->drift_pct) / 100u * 1000000u;
+    /* Exact, never rounded down: the argument is tight at the worst clock rates. */
+    return (uint64_t)p->lease_ms * (100u + p->drift_pct) * 10000u;
 }
 
 #endif
