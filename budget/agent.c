@@ -142,20 +142,7 @@ static char *leader_url(struct sl_budget *b)
 {
     struct sl_store_info info;
     sl_store_info(b->store, &info);
-    if (!info.leader_id)
-        return NULL;
-    char name[24], *text = NULL, *url = NULL;
-    uint64_t rev;
-    snprintf(name, sizeof name, "%" PRIu64, info.leader_id);
-    if (sl_store_get(b->store, SL_RAFT_NODE, name, NULL, &text, &rev) != 0)
-        return NULL;
-    json_t *doc = json_loads(text, 0, NULL);
-    const char *u = json_string_value(json_object_get(doc, "admin_url"));
-    if (u)
-        url = strdup(u);
-    json_decref(doc);
-    free(text);
-    return url;
+    return info.leader_id ? sl_budget_node_field(b, info.leader_id, "admin_url") : NULL;
 }
 
 static void on_report_timer(uv_timer_t *timer)

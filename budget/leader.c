@@ -236,20 +236,11 @@ static int fill_creds(const struct key_cfg *k, struct sl_dbprobe_request *rq)
 /* The data address of a node (its backends' source address), from its node resource. */
 static int node_address(struct sl_budget *b, uint64_t node, char *out, size_t cap)
 {
-    char name[24], *text = NULL;
-    uint64_t rev;
-    int rc = -1;
-    snprintf(name, sizeof name, "%" PRIu64, node);
-    if (sl_store_get(b->store, SL_RAFT_NODE, name, NULL, &text, &rev) != 0)
-        return -1;
-    json_t *doc = json_loads(text, 0, NULL);
-    const char *ip = json_string_value(json_object_get(doc, "data_address"));
-    if (ip && strlen(ip) < cap) {
+    char *ip = sl_budget_node_field(b, node, "data_address");
+    int rc = ip && strlen(ip) < cap ? 0 : -1;
+    if (rc == 0)
         snprintf(out, cap, "%s", ip);
-        rc = 0;
-    }
-    json_decref(doc);
-    free(text);
+    free(ip);
     return rc;
 }
 

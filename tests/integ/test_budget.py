@@ -146,6 +146,18 @@ def busiest_follower(cluster):
     return leader, [n for n in cluster.nodes if n is not leader]
 
 
+def uneven_load(cluster, db, user, busy, medium, light):
+    """Start the PROCESSLIST sampler (every 50 ms) and 400/150/50 clients on the three nodes."""
+    sampler = ProcesslistSampler(db, user, interval=0.05)
+    sampler.start()
+    return sampler, Load(cluster, user, {busy: 400, medium: 150, light: 50}).start()
+
+
+def wait_busiest_holds_most(leader, busy):
+    wait_for("the busiest node to hold most quota",
+             lambda: quotas(leader).get(busy.raft_id, 0) * 2 > BUDGET - RESERVE, timeout=30)
+
+
 def global_status(db, name: str) -> int:
     with db.admin() as c, c.cursor() as cur:
         cur.execute("SHOW GLOBAL STATUS LIKE %s", (name,))
@@ -163,7 +175,6 @@ def log_mentions(cluster, *needles):
 def test_budget_is_visible_on_every_node_and_reports_are_checked(cluster):
     """GET /v1/budget from a follower is the leader's view (forwarded); /metrics and sluicectl show
     the same key; malformed or misdirected reports are refused without changing anything."""
-    import json
     import subprocess
     leader, (f1, f2) = busiest_follower(cluster)
     wait_for("every node to hold quota", lambda: len(quotas(leader)) == 3, timeout=15)
@@ -225,9 +236,7 @@ def test_uneven_load_stays_within_the_budget_and_quota_follows_demand(cluster, m
     leader, followers = busiest_follower(cluster)
     busy, medium = followers
     refused_before = global_status(mariadb, "Connection_errors_max_connections")
-    sampler = ProcesslistSampler(mariadb, budget_user, interval=0.05)
-    sampler.start()
-    load = Load(cluster, budget_user, {busy: 400, medium: 150, leader: 50}).start()
+    sampler, load = uneven_load(cluster, mariadb, budget_user, busy, medium, leader)
     try:
         time.sleep(LOAD_S)
         q = quotas(leader)
@@ -256,12 +265,9 @@ def test_uneven_load_stays_within_the_budget_and_quota_follows_demand(cluster, m
 
 def test_killed_node_quota_goes_to_the_others(cluster, mariadb, budget_user):
     leader, (busy, medium) = busiest_follower(cluster)
-    sampler = ProcesslistSampler(mariadb, budget_user, interval=0.05)
-    sampler.start()
-    load = Load(cluster, budget_user, {busy: 400, medium: 150, leader: 50}).start()
+    sampler, load = uneven_load(cluster, mariadb, budget_user, busy, medium, leader)
     try:
-        wait_for("the busiest node to hold most quota",
-                 lambda: quotas(leader).get(busy.raft_id, 0) * 2 > BUDGET - RESERVE, timeout=30)
+        wait_busiest_holds_most(leader, busy)
         before = quotas(leader)
         busy.kill()
         killed_at = time.monotonic()
@@ -287,12 +293,9 @@ def test_killed_node_quota_goes_to_the_others(cluster, mariadb, budget_user):
 
 def test_paused_node_is_fenced_and_rejoins(cluster, mariadb, budget_user):
     leader, (busy, medium) = busiest_follower(cluster)
-    sampler = ProcesslistSampler(mariadb, budget_user, interval=0.05)
-    sampler.start()
-    load = Load(cluster, budget_user, {busy: 400, medium: 150, leader: 50}).start()
+    sampler, load = uneven_load(cluster, mariadb, budget_user, busy, medium, leader)
     try:
-        wait_for("the busiest node to hold most quota",
-                 lambda: quotas(leader).get(busy.raft_id, 0) * 2 > BUDGET - RESERVE, timeout=30)
+        wait_busiest_holds_most(leader, busy)
         before = quotas(leader)
         others_before = sum(v for k, v in before.items() if k != busy.raft_id)
         os.kill(busy.pid, signal.SIGSTOP)
@@ -347,13 +350,10 @@ def test_node_cut_off_from_its_peers_closes_its_connections(cluster, mariadb, bu
     busy.exec_prefix = netcut.exec_prefix(netcut.GID_BASE + busy.raft_id)
     busy.start()
     cluster.wait_serving(timeout=30)
-    sampler = ProcesslistSampler(mariadb, budget_user, interval=0.05)
-    sampler.start()
-    load = Load(cluster, budget_user, {busy: 400, medium: 150, leader: 50}).start()
+    sampler, load = uneven_load(cluster, mariadb, budget_user, busy, medium, leader)
     cut = netcut.Cut(busy, [leader, medium], netcut.GID_BASE + busy.raft_id)
     try:
-        wait_for("the busiest node to hold most quota",
-                 lambda: quotas(leader).get(busy.raft_id, 0) * 2 > BUDGET - RESERVE, timeout=30)
+        wait_busiest_holds_most(leader, busy)
         others_before = sum(v for k, v in quotas(leader).items() if k != busy.raft_id)
         wait_for("the busiest node's connections on the database",
                  lambda: connections_from(mariadb, busy.data_address) > 0, timeout=10)
