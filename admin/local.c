@@ -18,11 +18,16 @@ json_t *sl_admin_stats_json(const struct sl_admin_stats *st)
     json_t *pins = json_object();
     for (size_t i = 0; pins && i < st->n_pins; i++)
         json_object_set_new(pins, st->pins[i].reason, json_integer(I(st->pins[i].count)));
+    static const char *const recovery_names[] = SL_ADMIN_RECOVERY_NAMES;
+    json_t *recoveries = json_object();
+    for (size_t i = 0; recoveries && i < 6; i++)
+        json_object_set_new(recoveries, recovery_names[i], json_integer(I(st->recoveries[i])));
     /* "o" steals the references, also when packing fails. */
-    json_t *doc = json_pack("{s:o,s:I,s:o,s:I,s:I,s:I,s:o}", "client_connections", clients,
-                            "auth_failures", I(st->auth_failures), "backend_connections", backends,
-                            "borrow_timeouts", I(st->borrow_timeouts), "borrow_waits",
-                            I(st->borrow_waits), "queries", I(st->queries), "pins", pins);
+    json_t *doc = json_pack(
+        "{s:o,s:I,s:o,s:I,s:I,s:I,s:o,s:{s:I,s:o}}", "client_connections", clients, "auth_failures",
+        I(st->auth_failures), "backend_connections", backends, "borrow_timeouts",
+        I(st->borrow_timeouts), "borrow_waits", I(st->borrow_waits), "queries", I(st->queries),
+        "pins", pins, "backend_losses", "total", I(st->backends_lost), "outcomes", recoveries);
     if (doc && st->has_store)
         json_object_set_new(doc, "raft",
                             json_pack("{s:b,s:I,s:I,s:I}", "leader", st->is_leader, "term",
@@ -70,6 +75,18 @@ int sl_admin_stats_metrics(const struct sl_admin_stats *st, struct sl_metrics *m
     for (size_t i = 0; i < 3; i++) {
         const struct sl_metric_label l = {"state", backend_states[i]};
         sl_metrics_u64(m, "sluice_backend_connections", &l, 1, backends[i]);
+    }
+    sl_metrics_single(m, "sluice_backend_losses_total", SL_METRIC_COUNTER,
+                      "Database connections lost while a client session used them (failover, "
+                      "fencing, KILL).",
+                      st->backends_lost);
+    static const char *const recovery_names[] = SL_ADMIN_RECOVERY_NAMES;
+    sl_metrics_family(m, "sluice_session_recoveries_total", SL_METRIC_COUNTER,
+                      "What became of a session's work when its database connection was lost, "
+                      "by outcome.");
+    for (size_t i = 0; i < 6; i++) {
+        const struct sl_metric_label l = {"outcome", recovery_names[i]};
+        sl_metrics_u64(m, "sluice_session_recoveries_total", &l, 1, st->recoveries[i]);
     }
     sl_metrics_family(m, "sluice_session_pins_total", SL_METRIC_COUNTER,
                       "Sessions pinned to one database connection, by reason.");

@@ -26,6 +26,10 @@ struct sl_admin_stats {
     uint64_t borrow_timeouts;
     uint64_t borrow_waits; /* commands that queued for a backend */
     uint64_t queries;
+    /* Database connections lost under a client session, and what became of the session's work
+     * (SL_ADMIN_RECOVERY_NAMES, in that order). */
+    uint64_t backends_lost;
+    uint64_t recoveries[6];
     /* Connections now, by state. */
     uint64_t clients_handshake, clients_idle, clients_waiting, clients_busy;
     uint64_t backends_connecting, backends_idle, backends_in_use;
@@ -61,5 +65,12 @@ void sl_admin_local_routes(struct sl_admin_server *srv, const struct sl_admin_no
  * NULL; metrics: 0 with m filled, or -1. */
 json_t *sl_admin_stats_json(const struct sl_admin_stats *st);
 int sl_admin_stats_metrics(const struct sl_admin_stats *st, struct sl_metrics *m);
+
+/* Outcome names of recoveries[]: label values of sluice_session_recoveries_total. */
+#define SL_ADMIN_RECOVERY_NAMES                                                                    \
+    {                                                                                              \
+        "retried", "replayed", "replay_refused", "transaction_lost", "outcome_unknown",            \
+            "state_lost"                                                                           \
+    }
 
 #endif

@@ -17,6 +17,11 @@
 /* connection_pool_config.max_connections_percent when not given (RDS Proxy's default). */
 #define MAX_CONNECTIONS_PERCENT_DEFAULT 100
 
+/* connection_pool_config.transaction_replay_max_size: bytes, as in base/config.c. */
+#define REPLAY_MAX_SIZE_MIN     1024
+#define REPLAY_MAX_SIZE_MAX     (64 * 1024 * 1024)
+#define REPLAY_MAX_SIZE_DEFAULT (1024 * 1024)
+
 /* Field names are built from a prefix ("auth[0]") and a key; keys come from the client, so they
  * are cut to fit rather than trusted to be short. */
 #define FIELD_MAX sizeof(((struct sl_validate_error *)0)->field)
@@ -449,9 +454,10 @@ char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_
 {
     static const char *const keys[] = {"connection_pool_config", "revision", NULL};
     static const char *const pool_keys[] = {
-        "max_connections_percent",   "max_idle_connections_percent",
-        "connection_borrow_timeout", "init_query",
-        "session_pinning_filters",   NULL};
+        "max_connections_percent",     "max_idle_connections_percent",
+        "connection_borrow_timeout",   "init_query",
+        "session_pinning_filters",     "transaction_replay",
+        "transaction_replay_max_size", NULL};
     const char *p = "connection_pool_config";
     clear(e);
     json_t *in = load_object(body, len, e);
@@ -482,6 +488,11 @@ char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_
         rc = take_string(cfg, pool, p, "init_query", any_string, "", "", NULL, e);
     if (rc == 0)
         rc = take_filters(cfg, pool, p, e);
+    if (rc == 0)
+        rc = take_bool(cfg, pool, p, "transaction_replay", false, e);
+    if (rc == 0)
+        rc = take_int(cfg, pool, p, "transaction_replay_max_size", REPLAY_MAX_SIZE_MIN,
+                      REPLAY_MAX_SIZE_MAX, true, REPLAY_MAX_SIZE_DEFAULT, NULL, e);
     json_decref(empty);
     return finish(in, out, rc, e);
 }

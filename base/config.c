@@ -22,6 +22,8 @@
 #define DEFAULT_LISTEN     "127.0.0.1"
 #define DEFAULT_MAX_PACKET (64u * 1024 * 1024)
 #define MAX_PACKET_LIMIT   (1024LL * 1024 * 1024)
+#define DEFAULT_REPLAY_MAX (1024 * 1024) /* connection_pool_config.transaction_replay_max_size */
+#define REPLAY_MAX_LIMIT   (64LL * 1024 * 1024)
 
 /* One JSON object being read: the object (NULL when the key was absent, which every getter treats
  * as "all fields absent"), its dotted path for messages ("" for the root) and the error sink. */
@@ -588,12 +590,14 @@ static int parse_pinning_filters(const struct jobj *pc, struct sl_pool_config *p
 
 static int parse_pool(const struct jobj *px, struct sl_pool_config *pool)
 {
-    static const char *const keys[] = {"max_connections_percent",   "max_idle_connections_percent",
-                                       "connection_borrow_timeout", "init_query",
-                                       "session_pinning_filters",   NULL};
+    static const char *const keys[] = {
+        "max_connections_percent",     "max_idle_connections_percent",
+        "connection_borrow_timeout",   "init_query",
+        "session_pinning_filters",     "transaction_replay",
+        "transaction_replay_max_size", NULL};
     char path[PATH_LABEL_MAX];
     struct jobj pc;
-    long long max = 100, idle, borrow = 120;
+    long long max = 100, idle, borrow = 120, replay_max = DEFAULT_REPLAY_MAX;
     const char *init = NULL;
 
     if (get_object(px, "connection_pool_config", false, path, sizeof path, &pc) ||
@@ -610,9 +614,13 @@ static int parse_pool(const struct jobj *px, struct sl_pool_config *pool)
     if (get_int(&pc, "connection_borrow_timeout", false, 0, 3600, &borrow) ||
         get_string(&pc, "init_query", false, &init) || parse_pinning_filters(&pc, pool))
         return -1;
+    if (get_bool(&pc, "transaction_replay", &pool->transaction_replay) ||
+        get_int(&pc, "transaction_replay_max_size", false, 1024, REPLAY_MAX_LIMIT, &replay_max))
+        return -1;
     pool->max_connections_percent = (unsigned)max;
     pool->max_idle_connections_percent = (unsigned)idle;
     pool->connection_borrow_timeout = (unsigned)borrow;
+    pool->transaction_replay_max_size = (uint32_t)replay_max;
     /* An empty init_query means "none", so the pool never sends an empty statement. */
     return init && *init ? dup_string(&pc, init, &pool->init_query) : 0;
 }

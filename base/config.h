@@ -31,6 +31,8 @@ struct sl_pool_config {
     unsigned connection_borrow_timeout;    /* seconds, 0..3600, default 120; 0 = fail at once */
     char *init_query;                      /* run on every new backend connection; NULL = none */
     bool exclude_variable_sets; /* "session_pinning_filters": ["EXCLUDE_VARIABLE_SETS"] */
+    bool transaction_replay;    /* default false: replay a transaction cut off by a lost backend */
+    uint32_t transaction_replay_max_size; /* bytes, 1024..64 MiB, default 1 MiB */
 };
 
 /* A database instance behind a proxy. */

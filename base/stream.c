@@ -1,9 +1,11 @@
 #include "base/stream.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -187,6 +189,33 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
         s->ops->on_read(s);
     if (rc < 0)
         fail(s, rc);
+}
+
+int sl_stream_read_arrived(struct sl_stream *s)
+{
+    if (s->ssl || s->closing)
+        return UV_EINVAL;
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+        return UV_EBADF;
+    size_t got = 0;
+    for (;;) {
+        if (sl_buf_reserve(&s->in, PLAIN_READ_CHUNK, s->in_limit) != 0)
+            break; /* full: what is buffered is handed over below */
+        ssize_t n = recv(fd, s->in.data + s->in.len, s->in.cap - s->in.len, MSG_DONTWAIT);
+        if (n > 0) {
+            s->in.len += (size_t)n;
+            got += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        break; /* nothing more yet (EAGAIN), the peer closed (0) or an error: the loop reports
+                * the last two as usual */
+    }
+    if (got > 0)
+        s->ops->on_read(s);
+    return 0;
 }
 
 int sl_stream_init(uv_loop_t *loop, struct sl_stream *s, const struct sl_stream_ops *ops,

@@ -63,6 +63,10 @@ int sl_stream_accept(struct sl_stream *s, uv_stream_t *server);
 /* Connect to addr; on_connected or on_error follows. */
 int sl_stream_connect(struct sl_stream *s, const struct sockaddr *addr);
 int sl_stream_read_start(struct sl_stream *s);
+/* Plain streams only: take what the kernel has already received, without waiting and outside the
+ * loop's turn, and hand it to on_read. For a connection about to be dropped whose last answer may
+ * already be here (pool/quota.c). */
+int sl_stream_read_arrived(struct sl_stream *s);
 void sl_stream_read_stop(struct sl_stream *s);
 
 /* Switch to TLS as server (after an SSLRequest) or client. As client, server_name (a DNS name or

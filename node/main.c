@@ -321,6 +321,11 @@ static void admin_stats(void *arg, struct sl_admin_stats *out)
     out->borrow_timeouts = w->borrow_timeouts;
     out->borrow_waits = w->borrow_waits;
     out->queries = w->queries;
+    out->backends_lost = w->backends_lost_under_session;
+    const uint64_t recoveries[] = {w->statements_retried, w->transactions_replayed,
+                                   w->replay_mismatches,  w->transactions_lost,
+                                   w->outcomes_unknown,   w->session_states_lost};
+    memcpy(out->recoveries, recoveries, sizeof out->recoveries);
     struct sl_worker_state_counts c;
     sl_worker_state_counts(n->worker, &c);
     out->clients_handshake = c.clients_handshake;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "base/log.h"
 #include "pool/internal.h"
@@ -344,6 +345,20 @@ static bool prepare_step(struct sl_backend *b)
         send_internal(b, SL_COM_SET_OPTION, opt, sizeof opt, SL_RESP_EOF_ERR);
         return true;
     }
+    if (s->replay_pending) {
+        /* Last step: the statements of the session's lost transaction, each answer checked
+         * against the recorded one (sl_session_backend_ready or sl_session_replay_mismatch). */
+        const uint8_t *pkt;
+        size_t len;
+        if (sl_replay_next(&s->replay, &s->replay_pos, &pkt, &len, &b->crc_expected)) {
+            b->prep = SL_PREP_REPLAY;
+            begin_response(b, SL_RESP_QUERY, true);
+            b->crc_on = true;
+            b->crc = 0;
+            sl_stream_write(&b->bs, pkt, len);
+            return true;
+        }
+    }
     b->prep = SL_PREP_NONE;
     return false;
 }
@@ -361,7 +376,16 @@ bool sl_backend_prepare(struct sl_backend *b)
 static void prepare_done(struct sl_backend *b, const uint8_t *err, size_t err_len)
 {
     struct sl_session *s = b->session;
-    if (b->rt.error) {
+    if (b->prep == SL_PREP_REPLAY) {
+        /* An error is fine when the original got the same one: the checksum decides. */
+        b->crc_on = false;
+        if (b->crc != b->crc_expected) {
+            b->state = SL_BE_RELAYING;
+            if (s)
+                sl_session_replay_mismatch(s);
+            return;
+        }
+    } else if (b->rt.error) {
         b->state = SL_BE_RELAYING;
         if (s)
             sl_session_prepare_failed(s, err, err_len);
@@ -559,6 +583,22 @@ static void span_flush(struct span *sp)
 
 #define SPAN_MAX (64u * 1024u)
 
+/* Response bytes, headers included, into the CRC32 of a recorded or replayed statement. */
+static inline void checksum(struct sl_backend *b, const uint8_t *p, size_t n)
+{
+    if (b->crc_on)
+        b->crc = (uint32_t)crc32(b->crc, p, (uInt)n);
+}
+
+/* An ERR the server sends as it drops the connection rather than as the answer to the statement. */
+static bool announces_close(const uint8_t *err, size_t len)
+{
+    if (len < 3)
+        return false;
+    uint16_t code = sl_get_u16(err + 1);
+    return code == 1927 /* ER_CONNECTION_KILLED */ || code == 1053 /* ER_SERVER_SHUTDOWN */;
+}
+
 static void relay(struct sl_backend *b)
 {
     struct sl_buf *in = &b->bs.in;
@@ -581,6 +621,7 @@ static void relay(struct sl_backend *b)
         if (b->chunk_left > 0) {
             size_t n = avail < b->chunk_left ? avail : b->chunk_left;
             span_add(&sp, s, p, n);
+            checksum(b, p, n);
             sl_buf_consume(in, n);
             b->chunk_left -= (uint32_t)n;
             if (b->chunk_left == 0 && !b->chunk_continues && b->done_pending) {
@@ -598,6 +639,7 @@ static void relay(struct sl_backend *b)
              */
             b->chunk_continues = len == SL_PKT_MAX_CHUNK;
             span_add(&sp, s, p, SL_PKT_HDR_LEN + have);
+            checksum(b, p, SL_PKT_HDR_LEN + have);
             sl_buf_consume(in, SL_PKT_HDR_LEN + have);
             b->chunk_left = (uint32_t)(len - have);
             if (b->chunk_left == 0 && !b->chunk_continues && b->done_pending) {
@@ -619,6 +661,20 @@ static void relay(struct sl_backend *b)
         if (b->internal && b->setup_step == STEP_MAX_CONNECTIONS && b->packet_index == 3 &&
             have == len)
             capture_max_connections(b, p + SL_PKT_HDR_LEN, have);
+        if (b->packet_index == 0 && s && s->cmd_sent) {
+            if (r == SL_RESP_DONE && b->rt.error && have == len &&
+                announces_close(p + SL_PKT_HDR_LEN, len)) {
+                /* The server is dropping the connection (KILL, shutdown) instead of answering:
+                 * the loss it announces, so the command may still go elsewhere unnoticed. */
+                span_flush(&sp);
+                sl_info(s->id, "backend %llu: the server closes the connection",
+                        (unsigned long long)b->id);
+                sl_backend_abort(b);
+                return;
+            }
+            sl_session_response_started(s);
+        }
+        checksum(b, p, SL_PKT_HDR_LEN + have);
         b->packet_index++;
         /* The terminal packet is kept for a failed preparation step, whose ERR goes to the client.
          */

@@ -14,6 +14,10 @@
 /* HY000: no backend could be opened and the cause is known */
 #define SL_ER_TARGET_UNAVAILABLE 9502
 #define SL_ER_NOT_SUPPORTED      1235 /* 42000 ER_NOT_SUPPORTED_YET */
+/* The backend connection was lost (failover, fencing, a killed connection): */
+#define SL_ER_TRANSACTION_LOST 1213 /* 40001: the open transaction is gone; retry it */
+#define SL_ER_OUTCOME_UNKNOWN  1180 /* 08007: COMMIT or a write was in flight; it may have run */
+#define SL_ER_STATE_LOST       1927 /* 70100: pinned session state is gone; fresh session now */
 
 #define SL_MSG_BORROW_TIMEOUT "Timed-out waiting to acquire database connection"
 

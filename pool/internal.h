@@ -18,6 +18,7 @@
 #include "base/stream.h"
 #include "pool/pinscan.h"
 #include "pool/proto.h"
+#include "pool/replay.h"
 #include "pool/response.h"
 #include "pool/sessvars.h"
 #include "pool/worker.h"
@@ -172,7 +173,18 @@ struct sl_backend {
     bool done_pending;     /* the response ended in a packet still being passed through */
     unsigned packet_index; /* packets of the current response seen so far */
     uint8_t login_seq;     /* next sequence id expected during login */
-    enum sl_prep { SL_PREP_NONE, SL_PREP_PING, SL_PREP_SCHEMA, SL_PREP_VARS, SL_PREP_MULTI } prep;
+    enum sl_prep {
+        SL_PREP_NONE,
+        SL_PREP_PING,
+        SL_PREP_SCHEMA,
+        SL_PREP_VARS,
+        SL_PREP_MULTI,
+        SL_PREP_REPLAY, /* running a statement of the borrower's lost transaction again */
+    } prep;
+    /* CRC32 of the response in flight, while a transaction is recorded or replayed. */
+    bool crc_on;
+    uint32_t crc;
+    uint32_t crc_expected; /* SL_PREP_REPLAY: what the recorded response had */
     double idle_since;
     struct sl_session *affine;  /* idle, but kept for this session's next command if possible */
     struct sl_list target_link; /* in target->backends, any state */
@@ -190,6 +202,14 @@ enum sl_session_state {
     SL_SS_WAITING,       /* command buffered, waiting for a backend */
     SL_SS_BUSY,          /* command sent to the backend, response being relayed */
     SL_SS_CLOSING,
+};
+
+/* What went with a backend connection that was lost while the session held it between commands;
+ * the client learns at its next command. */
+enum sl_lost {
+    SL_LOST_NONE,
+    SL_LOST_TRANSACTION, /* an open transaction: replayed, or failed with a retryable error */
+    SL_LOST_STATE,       /* pinned state (temporary tables, locks, prepared statements, ...) */
 };
 
 /* What a session waits for a backend to do. */
@@ -231,7 +251,18 @@ struct sl_session {
         uint8_t collation;
         bool multi_statements;
     } prev;
-    uint8_t rewrite[48]; /* a command sent instead of the buffered one (KILL mapping) */
+    /* Surviving the loss of the backend (docs/failover.md). */
+    enum sl_stmt_kind stmt_kind; /* of the command in flight */
+    bool stmt_nondet;            /* it calls NOW(), RAND(), ... (sl_stmt_scan) */
+    bool cmd_sent; /* the command went to the backend and nothing of the answer reached the client
+                    * yet: it is still at the head of cs.in, so it can be sent again */
+    enum sl_lost lost;
+    uint32_t lost_pins;      /* SL_LOST_STATE: the pin reasons whose state went with it */
+    bool replay_pending;     /* the next backend replays the transaction before the command */
+    size_t replay_pos;       /* next entry of replay to send */
+    uint8_t recoveries;      /* backends lost during the current command */
+    struct sl_replay replay; /* the open transaction, when transaction_replay is on */
+    uint8_t rewrite[48];     /* a command sent instead of the buffered one (KILL mapping) */
     size_t rewrite_len;
     uv_timer_t timer; /* idle-client and borrow timeouts */
     double wait_started;
@@ -298,6 +329,11 @@ void sl_session_backend_ready(struct sl_session *s);
 /* last: the response's terminal packet when it is small (NULL otherwise). */
 void sl_session_relay_done(struct sl_session *s, const uint8_t *last, size_t last_len);
 void sl_session_backend_lost(struct sl_session *s);
+/* The first packet of the answer to the client's command arrived: from now on it cannot be sent
+ * again. */
+void sl_session_response_started(struct sl_session *s);
+/* A replayed statement answered differently from the original. */
+void sl_session_replay_mismatch(struct sl_session *s);
 void sl_session_fail(struct sl_session *s, uint16_t code, const char *sqlstate, const char *msg);
 void sl_session_send_err_packet(struct sl_session *s, const uint8_t *payload, size_t len);
 void sl_session_prepare_failed(struct sl_session *s, const uint8_t *err, size_t len);

@@ -25,28 +25,43 @@ enum kw {
     KW_NONE, /* no word: start of statement, or a non-word token came in between */
     KW_OTHER,
     KW_BACKUP,
+    KW_BEGIN,
     KW_CREATE,
+    KW_DELETE,
+    KW_EXPLAIN,
     KW_EXPORT,
     KW_FLUSH,
     KW_FOR,
     KW_FOUND_ROWS,
     KW_GET_LOCK,
     KW_HANDLER,
+    KW_INSERT,
     KW_INTO,
     KW_LAST_INSERT_ID,
     KW_LOCK,
     KW_OR,
     KW_PREPARE,
+    KW_NONDET_CALL, /* NOW(, RAND(, UUID(, ...: differs from one run to the next */
+    KW_NONDET_WORD, /* CURRENT_TIMESTAMP and friends, which need no parentheses */
     KW_READ,
+    KW_READ_VERB, /* SELECT, SHOW, DESC, DESCRIBE, HELP */
+    KW_RELEASE,
     KW_REPLACE,
+    KW_ROLLBACK,
     KW_ROW_COUNT,
+    KW_SAVEPOINT,
     KW_SET,
     KW_SQL_CALC_FOUND_ROWS,
     KW_STAGE,
+    KW_START,
     KW_TABLE,
     KW_TABLES,
     KW_TEMPORARY,
+    KW_TO,
+    KW_TRANSACTION,
+    KW_UPDATE,
     KW_WITH,
+    KW_WORK,
     KW_XA,
 };
 
@@ -55,18 +70,69 @@ static const struct {
     unsigned char len;
     enum kw kw;
 } keywords[] = {
-    {"BACKUP", 6, KW_BACKUP},     {"CREATE", 6, KW_CREATE},
-    {"EXPORT", 6, KW_EXPORT},     {"FLUSH", 5, KW_FLUSH},
-    {"FOR", 3, KW_FOR},           {"FOUND_ROWS", 10, KW_FOUND_ROWS},
-    {"GET_LOCK", 8, KW_GET_LOCK}, {"HANDLER", 7, KW_HANDLER},
-    {"INTO", 4, KW_INTO},         {"LAST_INSERT_ID", 14, KW_LAST_INSERT_ID},
-    {"LOCK", 4, KW_LOCK},         {"OR", 2, KW_OR},
-    {"PREPARE", 7, KW_PREPARE},   {"READ", 4, KW_READ},
-    {"REPLACE", 7, KW_REPLACE},   {"ROW_COUNT", 9, KW_ROW_COUNT},
-    {"SET", 3, KW_SET},           {"SQL_CALC_FOUND_ROWS", 19, KW_SQL_CALC_FOUND_ROWS},
-    {"STAGE", 5, KW_STAGE},       {"TABLE", 5, KW_TABLE},
-    {"TABLES", 6, KW_TABLES},     {"TEMPORARY", 9, KW_TEMPORARY},
-    {"WITH", 4, KW_WITH},         {"XA", 2, KW_XA},
+    {"BACKUP", 6, KW_BACKUP},
+    {"BEGIN", 5, KW_BEGIN},
+    {"CONNECTION_ID", 13, KW_NONDET_CALL},
+    {"CREATE", 6, KW_CREATE},
+    {"CURDATE", 7, KW_NONDET_CALL},
+    {"CURRENT_DATE", 12, KW_NONDET_WORD},
+    {"CURRENT_TIME", 12, KW_NONDET_WORD},
+    {"CURRENT_TIMESTAMP", 17, KW_NONDET_WORD},
+    {"CURTIME", 7, KW_NONDET_CALL},
+    {"DELETE", 6, KW_DELETE},
+    {"DESC", 4, KW_READ_VERB},
+    {"DESCRIBE", 8, KW_READ_VERB},
+    {"EXPLAIN", 7, KW_EXPLAIN},
+    {"EXPORT", 6, KW_EXPORT},
+    {"FLUSH", 5, KW_FLUSH},
+    {"FOR", 3, KW_FOR},
+    {"FOUND_ROWS", 10, KW_FOUND_ROWS},
+    {"GET_LOCK", 8, KW_GET_LOCK},
+    {"HANDLER", 7, KW_HANDLER},
+    {"HELP", 4, KW_READ_VERB},
+    {"INSERT", 6, KW_INSERT},
+    {"INTO", 4, KW_INTO},
+    {"LASTVAL", 7, KW_NONDET_CALL},
+    {"LAST_INSERT_ID", 14, KW_LAST_INSERT_ID},
+    {"LOCALTIME", 9, KW_NONDET_WORD},
+    {"LOCALTIMESTAMP", 14, KW_NONDET_WORD},
+    {"LOCK", 4, KW_LOCK},
+    {"NEXTVAL", 7, KW_NONDET_CALL},
+    {"NOW", 3, KW_NONDET_CALL},
+    {"OR", 2, KW_OR},
+    {"PREPARE", 7, KW_PREPARE},
+    {"RAND", 4, KW_NONDET_CALL},
+    {"RANDOM_BYTES", 12, KW_NONDET_CALL},
+    {"READ", 4, KW_READ},
+    {"RELEASE", 7, KW_RELEASE},
+    {"REPLACE", 7, KW_REPLACE},
+    {"ROLLBACK", 8, KW_ROLLBACK},
+    {"ROW_COUNT", 9, KW_ROW_COUNT},
+    {"SAVEPOINT", 9, KW_SAVEPOINT},
+    {"SELECT", 6, KW_READ_VERB},
+    {"SET", 3, KW_SET},
+    {"SETVAL", 6, KW_NONDET_CALL},
+    {"SHOW", 4, KW_READ_VERB},
+    {"SQL_CALC_FOUND_ROWS", 19, KW_SQL_CALC_FOUND_ROWS},
+    {"STAGE", 5, KW_STAGE},
+    {"START", 5, KW_START},
+    {"SYSDATE", 7, KW_NONDET_CALL},
+    {"SYS_GUID", 8, KW_NONDET_CALL},
+    {"TABLE", 5, KW_TABLE},
+    {"TABLES", 6, KW_TABLES},
+    {"TEMPORARY", 9, KW_TEMPORARY},
+    {"TO", 2, KW_TO},
+    {"TRANSACTION", 11, KW_TRANSACTION},
+    {"UNIX_TIMESTAMP", 14, KW_NONDET_CALL},
+    {"UPDATE", 6, KW_UPDATE},
+    {"UTC_DATE", 8, KW_NONDET_WORD},
+    {"UTC_TIME", 8, KW_NONDET_WORD},
+    {"UTC_TIMESTAMP", 13, KW_NONDET_WORD},
+    {"UUID", 4, KW_NONDET_CALL},
+    {"UUID_SHORT", 10, KW_NONDET_CALL},
+    {"WITH", 4, KW_WITH},
+    {"WORK", 4, KW_WORK},
+    {"XA", 2, KW_XA},
 };
 
 /* ASCII case folding only: the locale must not change what matches. */
@@ -240,6 +306,12 @@ static enum tok next_token(struct lexer *lx)
  * comments separates them from the current token (multi-word rules need adjacency). */
 struct scanner {
     uint32_t reasons;
+    enum sl_stmt_kind kind; /* of the first statement; OTHER once a second one starts */
+    bool nondeterministic;
+    unsigned statements; /* statements begun so far */
+    unsigned words;      /* words of the current statement so far */
+    enum kw first;       /* its first word */
+    bool pending_nondet; /* a NOW-like name: non-deterministic if '(' comes next */
     bool stmt_start;
     bool stmt_set;
     bool stmt_flush;
@@ -269,12 +341,62 @@ static uint32_t first_word_reason(enum kw k)
     }
 }
 
+static enum sl_stmt_kind first_word_kind(enum kw k)
+{
+    switch (k) {
+    case KW_READ_VERB:
+    case KW_EXPLAIN: return SL_STMT_READ;
+    case KW_INSERT:
+    case KW_UPDATE:
+    case KW_DELETE:
+    case KW_REPLACE:
+    case KW_SAVEPOINT: return SL_STMT_DML;
+    case KW_BEGIN:
+    case KW_START: return SL_STMT_BEGIN;
+    case KW_ROLLBACK: return SL_STMT_ROLLBACK;
+    default: return SL_STMT_OTHER;
+    }
+}
+
+/* The kind is settled by the first words: START must be START TRANSACTION (not START SLAVE),
+ * BEGIN may only be followed by WORK (BEGIN NOT ATOMIC opens a compound statement), ROLLBACK TO is
+ * a partial undo inside the transaction and any other word after ROLLBACK (AND CHAIN, RELEASE)
+ * makes it more than a rollback. A second statement makes the whole text OTHER. */
+static void stmt_kind_word(struct scanner *s, enum kw k)
+{
+    if (s->stmt_start) {
+        s->kind = s->statements++ == 0 ? first_word_kind(k) : SL_STMT_OTHER;
+        s->first = k;
+        s->words = 1;
+        return;
+    }
+    unsigned n = ++s->words;
+    if (s->statements != 1)
+        return;
+    switch (s->kind) {
+    case SL_STMT_BEGIN:
+        if (s->first == KW_START ? n == 2 && k != KW_TRANSACTION : n > 2 || k != KW_WORK)
+            s->kind = SL_STMT_OTHER;
+        break;
+    case SL_STMT_ROLLBACK:
+        if (k == KW_TO)
+            s->kind = SL_STMT_DML;
+        else if (k != KW_WORK)
+            s->kind = SL_STMT_OTHER;
+        break;
+    default: break;
+    }
+}
+
 static void on_word(struct scanner *s, enum kw k)
 {
     enum kw p1 = s->prev1, p2 = s->prev2;
 
     if (s->stmt_start)
         s->reasons |= first_word_reason(k);
+    stmt_kind_word(s, k);
+    if (k == KW_NONDET_WORD)
+        s->nondeterministic = true;
     switch (k) {
     case KW_SET:
         /* Conservative: any @var later in a SET statement counts, so `SET a = 1, @x = 2` and
@@ -312,6 +434,7 @@ static void on_word(struct scanner *s, enum kw k)
     default: break;
     }
     s->pending_call = call_reason(k);
+    s->pending_nondet = k == KW_NONDET_CALL;
     s->prev2 = p1;
     s->prev1 = k;
 }
@@ -324,8 +447,15 @@ static void on_token(struct scanner *s, enum tok t)
             s->reasons |= SL_PIN_USER_VARIABLE;
         break;
     case TOK_ASSIGN: s->reasons |= SL_PIN_USER_VARIABLE; break;
-    case TOK_LPAREN: s->reasons |= s->pending_call; break;
+    case TOK_LPAREN:
+        s->reasons |= s->pending_call;
+        s->nondeterministic |= s->pending_nondet;
+        break;
     default: break;
+    }
+    if (s->stmt_start && t != TOK_SEMI) { /* a statement that starts with "(", a string, ... */
+        s->statements++;
+        s->kind = SL_STMT_OTHER;
     }
     if (t == TOK_SEMI) {
         s->stmt_set = false;
@@ -334,14 +464,15 @@ static void on_token(struct scanner *s, enum tok t)
     s->stmt_start = t == TOK_SEMI;
     s->prev1 = s->prev2 = KW_NONE;
     s->pending_call = 0;
+    s->pending_nondet = false;
 }
 
-static uint32_t scan_pass(const char *sql, size_t len, bool sq_escapes, bool dq_escapes,
-                          bool *sq_backslash, bool *dq_backslash)
+static void scan_pass(const char *sql, size_t len, bool sq_escapes, bool dq_escapes,
+                      bool *sq_backslash, bool *dq_backslash, struct sl_stmt_scan *out)
 {
     struct lexer lx = {
         .p = sql, .end = sql + len, .sq_escapes = sq_escapes, .dq_escapes = dq_escapes};
-    struct scanner s = {.stmt_start = true};
+    struct scanner s = {.stmt_start = true, .kind = SL_STMT_OTHER};
     enum tok t;
     while ((t = next_token(&lx)) != TOK_END) {
         if (t == TOK_WORD) {
@@ -353,7 +484,11 @@ static uint32_t scan_pass(const char *sql, size_t len, bool sq_escapes, bool dq_
     }
     *sq_backslash = lx.sq_backslash;
     *dq_backslash = lx.dq_backslash;
-    return s.reasons;
+    out->pins |= s.reasons;
+    out->nondeterministic |= s.nondeterministic;
+    /* Readings that disagree about what the text is make it OTHER: the safe answer. */
+    if (out->kind != s.kind)
+        out->kind = out->kind == SL_STMT_UNSCANNED ? s.kind : SL_STMT_OTHER;
 }
 
 /* The scanner does not know the session's sql_mode, and a backslash ends a string literal early
@@ -361,15 +496,24 @@ static uint32_t scan_pass(const char *sql, size_t len, bool sq_escapes, bool dq_
  * that could differ and the results are joined: a spurious pin costs a little multiplexing, a
  * missed one loses session state. The extra passes only run when a quoted string held a
  * backslash, and each pass is linear. */
+void sl_stmt_scan(const char *sql, size_t len, struct sl_stmt_scan *out)
+{
+    *out = (struct sl_stmt_scan){.kind = SL_STMT_UNSCANNED};
+    if (sql == NULL) {
+        out->kind = SL_STMT_OTHER;
+        return;
+    }
+    bool sq_bs, dq_bs, ignored_sq, ignored_dq;
+    scan_pass(sql, len, true, true, &sq_bs, &dq_bs, out);
+    if (dq_bs) /* ANSI_QUOTES: "..." is an identifier, where backslash is plain */
+        scan_pass(sql, len, true, false, &ignored_sq, &ignored_dq, out);
+    if (sq_bs || dq_bs) /* NO_BACKSLASH_ESCAPES */
+        scan_pass(sql, len, false, false, &ignored_sq, &ignored_dq, out);
+}
+
 uint32_t sl_pinscan(const char *sql, size_t len)
 {
-    if (sql == NULL)
-        return 0;
-    bool sq_bs, dq_bs, ignored_sq, ignored_dq;
-    uint32_t reasons = scan_pass(sql, len, true, true, &sq_bs, &dq_bs);
-    if (dq_bs) /* ANSI_QUOTES: "..." is an identifier, where backslash is plain */
-        reasons |= scan_pass(sql, len, true, false, &ignored_sq, &ignored_dq);
-    if (sq_bs || dq_bs) /* NO_BACKSLASH_ESCAPES */
-        reasons |= scan_pass(sql, len, false, false, &ignored_sq, &ignored_dq);
-    return reasons;
+    struct sl_stmt_scan scan;
+    sl_stmt_scan(sql, len, &scan);
+    return scan.pins;
 }

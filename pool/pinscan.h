@@ -8,6 +8,7 @@
 #ifndef SL_POOL_PINSCAN_H
 #define SL_POOL_PINSCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,5 +40,26 @@ const char *sl_pin_reason_name(uint32_t bit);
  * session tracking and the protocol; SL_PIN_LARGE_STATEMENT is the caller's length check). Multi-
  * statement text is scanned whole. */
 uint32_t sl_pinscan(const char *sql, size_t len);
+
+/* What a statement does, as far as running it again after its connection was lost goes. */
+enum sl_stmt_kind {
+    SL_STMT_UNSCANNED, /* internal to the scanner */
+    SL_STMT_OTHER,     /* DDL, SET, CALL, COMMIT, multi-statement text...: effect unknown if lost */
+    SL_STMT_READ,      /* SELECT, SHOW, DESC[RIBE], EXPLAIN, HELP */
+    SL_STMT_DML,       /* INSERT, UPDATE, DELETE, REPLACE, SAVEPOINT, ROLLBACK TO: undone with
+                        * the transaction they ran in when the connection is lost */
+    SL_STMT_BEGIN,     /* BEGIN [WORK], START TRANSACTION ... */
+    SL_STMT_ROLLBACK,  /* ROLLBACK [WORK] */
+};
+
+struct sl_stmt_scan {
+    uint32_t pins;          /* as sl_pinscan */
+    enum sl_stmt_kind kind; /* of the first statement; OTHER for multi-statement text */
+    bool nondeterministic;  /* calls NOW(), RAND(), UUID(), ... or names CURRENT_TIMESTAMP: running
+                             * it again may change data differently with the same result */
+};
+
+/* One pass over the text for everything above (the pin reasons of sl_pinscan included). */
+void sl_stmt_scan(const char *sql, size_t len, struct sl_stmt_scan *out);
 
 #endif

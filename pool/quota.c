@@ -222,6 +222,14 @@ void sl_worker_budget_revoke(struct sl_worker *w)
         struct target_iter it = {0};
         for (struct sl_target *t; (t = next_of(w, q, &it)) != NULL;) {
             struct sl_list *bp, *bt;
+            /* An answer that arrived while this process was paused is taken first: a COMMIT
+             * that went through then reaches its client instead of being reported as in doubt.
+             * Nothing is sent and nothing waited for. */
+            sl_list_for_each_safe (bp, bt, &t->backends) {
+                struct sl_backend *b = sl_container_of(bp, struct sl_backend, target_link);
+                if (b->state == SL_BE_RELAYING && b->session && b->session->cmd_sent)
+                    sl_stream_read_arrived(&b->bs);
+            }
             sl_list_for_each_safe (bp, bt, &t->backends)
                 sl_backend_abort(sl_container_of(bp, struct sl_backend, target_link));
         }

@@ -128,6 +128,7 @@ void sl_session_close(struct sl_session *s)
         s->prev.active = false;
         sl_vars_clear(&s->prev.want);
     }
+    sl_replay_free(&s->replay);
     uv_timer_stop(&s->timer);
     s->state = SL_SS_CLOSING;
     sl_list_remove(&s->link);
@@ -167,6 +168,8 @@ static void on_client_error(struct sl_stream *st, int status)
     sl_session_close(s);
 }
 
+static void fail_transaction(struct sl_session *s, const char *why);
+
 static void on_timer(uv_timer_t *t)
 {
     struct sl_session *s = t->data;
@@ -180,6 +183,12 @@ static void on_timer(uv_timer_t *t)
             send_err(s, s->seq, SL_ER_BORROW_TIMEOUT, "HY000", SL_MSG_BORROW_TIMEOUT);
             if (!change_user_failed(s))
                 sl_session_close(s);
+            break;
+        }
+        if (s->replay_pending) {
+            /* The transaction could not be rebuilt in time: it is lost, say so. */
+            fail_transaction(s, "no database connection became free within "
+                                "connection_borrow_timeout");
             break;
         }
         sl_buf_consume(&s->cs.in, s->cmd_len);
@@ -225,6 +234,7 @@ void sl_session_accept(struct sl_proxy *p)
     s->proxy = p;
     sl_list_init(&s->wait_link);
     sl_vars_init(&s->want);
+    sl_replay_init(&s->replay, p->cfg->pool.transaction_replay_max_size);
     s->id = ++w->next_conn_id;
     sl_list_push_back(&w->sessions, &s->link);
     p->sessions++;
@@ -629,6 +639,259 @@ static void finish_command(struct sl_session *s, bool insert_id)
         on_client_read(&s->cs);
 }
 
+/* ---- surviving a lost backend (docs/failover.md) ------------------------------------------------
+ *
+ * A backend can die under a session: the database failed over, a fence killed it, an operator ran
+ * KILL. What the client notices depends on what was on it:
+ * - nothing (between transactions): nothing; the next command borrows another connection;
+ * - a command whose answer had not started: sent again when that cannot change data twice (a read;
+ *   a statement inside a transaction, which the lost connection rolled back, after replaying the
+ *   transaction; BEGIN); a COMMIT or autocommit write may have run: 1180 / 08007, outcome unknown;
+ * - an open transaction: replayed when transaction_replay is on and every recorded result matches
+ *   again, otherwise 1213 / 40001 (retry the transaction) at the next command;
+ * - pinned state (temporary tables, locks, prepared statements, user variables): 1927 naming it at
+ *   the next command, then the session goes on as a fresh one.
+ * The client keeps its connection in every case but one: an answer already partly relayed. */
+
+/* Backends lost while serving one command before it gives up (each one a fresh connection). */
+#define MAX_RECOVERIES 3
+
+/* What a command other than COM_QUERY does if it runs twice. */
+static enum sl_stmt_kind command_kind(uint8_t cmd)
+{
+    switch (cmd) {
+    case SL_COM_PING:
+    case SL_COM_STATISTICS:
+    case SL_COM_FIELD_LIST:
+    case SL_COM_INIT_DB:
+    case SL_COM_SET_OPTION:
+    case SL_COM_RESET_CONNECTION: return SL_STMT_READ;
+    default: return SL_STMT_OTHER;
+    }
+}
+
+/* Record the command about to be sent when the session may be inside a transaction (or about to
+ * open one) and replay is on. Returns whether the response is to be checksummed. */
+static bool record_for_replay(struct sl_session *s, const uint8_t *pkt)
+{
+    const struct sl_pool_config *pool = &s->proxy->cfg->pool;
+    if (!pool->transaction_replay)
+        return false;
+    bool may_be_in_trans = (s->status & SL_STATUS_IN_TRANS) || !(s->status & SL_STATUS_AUTOCOMMIT);
+    if (!may_be_in_trans && s->stmt_kind != SL_STMT_BEGIN)
+        return false;
+    if (s->cmd == SL_COM_PING)
+        return false; /* changes nothing; its answer is not part of the transaction */
+    if (!may_be_in_trans)
+        sl_replay_clear(&s->replay);
+    s->replay.max = pool->transaction_replay_max_size;
+    if (s->cmd != SL_COM_QUERY)
+        sl_replay_break(&s->replay, "the transaction used a command other than COM_QUERY");
+    else if (s->stmt_nondet)
+        sl_replay_break(&s->replay, "the transaction called a non-deterministic function");
+    else if (s->pins)
+        sl_replay_break(&s->replay, "the session is pinned");
+    else
+        sl_replay_add(&s->replay, pkt, s->cmd_len);
+    return s->replay.open_at != SIZE_MAX;
+}
+
+/* The command at the head of cs.in is answered by sluice and dropped; the session is idle. */
+static void answer_instead(struct sl_session *s)
+{
+    sl_buf_consume(&s->cs.in, s->cmd_len);
+    s->cmd_len = 0;
+    s->cmd_sent = false;
+    s->replay_pending = false;
+    finish_command(s, false);
+}
+
+static void fail_transaction(struct sl_session *s, const char *why)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "sluice: the transaction was rolled back because its database connection was lost "
+             "(%s); retry the transaction",
+             why);
+    sl_info(s->id, "transaction lost: %s", why);
+    s->proxy->worker->stats.transactions_lost++;
+    s->status &= (uint16_t)~SL_STATUS_IN_TRANS;
+    sl_replay_clear(&s->replay);
+    send_err(s, 1, SL_ER_TRANSACTION_LOST, "40001", msg);
+    answer_instead(s);
+}
+
+static void outcome_unknown(struct sl_session *s)
+{
+    sl_info(s->id, "backend lost with a COMMIT or write in flight: outcome unknown");
+    s->proxy->worker->stats.outcomes_unknown++;
+    s->status &= (uint16_t)~SL_STATUS_IN_TRANS;
+    sl_replay_clear(&s->replay);
+    send_err(s, 1, SL_ER_OUTCOME_UNKNOWN, "08007",
+             "sluice: the database connection was lost while this statement was running; "
+             "whether it took effect is unknown");
+    answer_instead(s);
+}
+
+static void state_lost(struct sl_session *s, uint32_t pins)
+{
+    char what[200] = "";
+    size_t n = 0;
+    for (unsigned i = 0; i < SL_PIN_REASON_COUNT && n < sizeof what; i++)
+        if (pins & (1u << i))
+            n += (size_t)snprintf(what + n, sizeof what - n, "%s%s", n ? ", " : "",
+                                  sl_pin_reason_name(1u << i));
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "sluice: the database connection was lost, and with it this session's state (%s)%s; "
+             "the session continues as a new one",
+             what, (s->status & SL_STATUS_IN_TRANS) ? " and its open transaction" : "");
+    sl_info(s->id, "session state lost: %s", what);
+    s->proxy->worker->stats.session_states_lost++;
+    s->pins = 0;
+    s->status &= (uint16_t)~SL_STATUS_IN_TRANS;
+    sl_replay_clear(&s->replay);
+    send_err(s, 1, SL_ER_STATE_LOST, "70100", msg);
+    answer_instead(s);
+}
+
+/* Too many connections died under one command. */
+static void give_up(struct sl_session *s)
+{
+    if (s->status & SL_STATUS_IN_TRANS) {
+        fail_transaction(s, "lost again while recovering");
+        return;
+    }
+    if (s->stmt_kind == SL_STMT_READ || s->stmt_kind == SL_STMT_BEGIN) {
+        send_err(s, 1, SL_ER_TARGET_UNAVAILABLE, "HY000",
+                 "sluice: the database connection was lost repeatedly while running this "
+                 "statement");
+        answer_instead(s);
+        return;
+    }
+    outcome_unknown(s);
+}
+
+static bool replayable(const struct sl_session *s)
+{
+    return s->proxy->cfg->pool.transaction_replay && sl_replay_usable(&s->replay);
+}
+
+/* Send the buffered command again on another backend, after replaying the transaction when one is
+ * open. */
+static void send_again(struct sl_session *s, bool replay)
+{
+    s->state = SL_SS_WAITING;
+    s->borrowed = false;
+    s->cmd_sent = false;
+    s->replay_pending = replay;
+    s->proxy->worker->stats.statements_retried++;
+    sl_pool_borrow(s);
+}
+
+/* The backend died with the client's command sent and none of its answer relayed. */
+static void recover_in_flight(struct sl_session *s)
+{
+    bool in_trans = s->status & SL_STATUS_IN_TRANS; /* as the client last saw it */
+    enum sl_stmt_kind k = s->stmt_kind;
+    sl_replay_drop_open(&s->replay);
+    if (++s->recoveries > MAX_RECOVERIES) {
+        give_up(s);
+        return;
+    }
+    if (s->pins) {
+        state_lost(s, s->pins);
+        return;
+    }
+    if (!in_trans) {
+        /* Reads change nothing; BEGIN opened nothing that survived; with autocommit off a
+         * statement's implicit transaction went with the connection. */
+        if (k == SL_STMT_READ || k == SL_STMT_BEGIN ||
+            (k == SL_STMT_DML && !(s->status & SL_STATUS_AUTOCOMMIT))) {
+            sl_info(s->id, "backend lost before the answer; sending the statement again");
+            sl_replay_clear(&s->replay);
+            send_again(s, false);
+            return;
+        }
+        outcome_unknown(s);
+        return;
+    }
+    if (k == SL_STMT_ROLLBACK) {
+        /* The lost connection rolled the transaction back: what the client asked for. */
+        s->status &= (uint16_t)~SL_STATUS_IN_TRANS;
+        sl_replay_clear(&s->replay);
+        send_ok(s, 1);
+        answer_instead(s);
+        return;
+    }
+    if (k != SL_STMT_READ && k != SL_STMT_DML) {
+        outcome_unknown(s); /* COMMIT, DDL, SET autocommit=1, ...: may have committed */
+        return;
+    }
+    if (!replayable(s)) {
+        fail_transaction(s, s->replay.broken ? s->replay.broken : "transaction_replay is off");
+        return;
+    }
+    sl_info(s->id, "backend lost inside a transaction; replaying it");
+    send_again(s, true);
+}
+
+/* The backend held between commands (open transaction or pinned state) died: remember what went
+ * with it for the client's next command. */
+static void note_loss(struct sl_session *s)
+{
+    if (s->pins) {
+        s->lost = SL_LOST_STATE;
+        s->lost_pins = s->pins;
+    } else if (s->status & SL_STATUS_IN_TRANS) {
+        s->lost = SL_LOST_TRANSACTION;
+    }
+    sl_info(s->id, "backend lost between commands%s",
+            s->lost == SL_LOST_STATE         ? "; session state lost"
+            : s->lost == SL_LOST_TRANSACTION ? "; open transaction lost"
+                                             : "");
+}
+
+/* The client's first command after a loss it has not been told about. Returns true when the
+ * command goes on (after a replay when one is set up), false when it has been answered. */
+static bool resume_after_loss(struct sl_session *s)
+{
+    enum sl_lost lost = s->lost;
+    s->lost = SL_LOST_NONE;
+    if (lost == SL_LOST_STATE) {
+        state_lost(s, s->lost_pins);
+        return false;
+    }
+    if (s->stmt_kind == SL_STMT_ROLLBACK) {
+        s->status &= (uint16_t)~SL_STATUS_IN_TRANS;
+        sl_replay_clear(&s->replay);
+        send_ok(s, 1);
+        answer_instead(s);
+        return false;
+    }
+    if (!replayable(s)) {
+        fail_transaction(s, s->replay.broken ? s->replay.broken : "transaction_replay is off");
+        return false;
+    }
+    sl_info(s->id, "replaying the transaction lost between commands");
+    s->replay_pending = true;
+    return true;
+}
+
+void sl_session_replay_mismatch(struct sl_session *s)
+{
+    struct sl_backend *b = s->be;
+    s->proxy->worker->stats.replay_mismatches++;
+    if (b) {
+        /* The replayed part of the transaction is rolled back by the reset. */
+        s->be = NULL;
+        b->session = NULL;
+        sl_pool_release(b, true);
+    }
+    s->borrowed = false;
+    fail_transaction(s, "a replayed statement answered differently than the first time");
+}
+
 static void forward_pending(struct sl_session *s)
 {
     struct sl_backend *b = s->be;
@@ -650,9 +913,22 @@ static void forward_pending(struct sl_session *s)
         memcpy(pkt2 + SL_PKT_HDR_LEN, s->rewrite, s->rewrite_len);
         sl_backend_send_command(b, pkt2, SL_PKT_HDR_LEN + s->rewrite_len, SL_RESP_OK_ERR);
         s->rewrite_len = 0;
-    } else {
-        sl_backend_send_command(b, pkt, s->cmd_len, kind_of(s->cmd));
+        sl_buf_consume(&s->cs.in, s->cmd_len);
+        s->cmd_len = 0;
+        return;
     }
+    bool recording = record_for_replay(s, pkt);
+    sl_backend_send_command(b, pkt, s->cmd_len, kind_of(s->cmd));
+    b->crc_on = recording;
+    b->crc = 0;
+    s->cmd_sent = true; /* consumed when the answer starts (sl_session_response_started) */
+}
+
+void sl_session_response_started(struct sl_session *s)
+{
+    if (!s->cmd_sent)
+        return;
+    s->cmd_sent = false;
     sl_buf_consume(&s->cs.in, s->cmd_len);
     s->cmd_len = 0;
 }
@@ -663,6 +939,7 @@ void sl_session_got_backend(struct sl_session *s, struct sl_backend *b)
     sl_quota_note_borrow(b->share->target, sl_now(s->proxy->worker) - s->wait_started);
     s->be = b;
     s->borrowed = true;
+    s->replay_pos = 0;
     b->session = s;
     if (sl_backend_prepare(b))
         sl_session_backend_ready(s);
@@ -681,12 +958,30 @@ void sl_session_backend_ready(struct sl_session *s)
             on_client_read(&s->cs);
         return;
     }
+    if (s->replay_pending) {
+        s->replay_pending = false;
+        s->proxy->worker->stats.transactions_replayed++;
+        s->status = s->be->rt.status;
+        sl_info(s->id, "transaction replayed; every result matched");
+    }
     forward_pending(s);
 }
 
 void sl_session_relay_done(struct sl_session *s, const uint8_t *last, size_t last_len)
 {
     s->status = s->be ? s->be->rt.status : s->status;
+    if (s->proxy->cfg->pool.transaction_replay) {
+        bool recorded = s->replay.open_at != SIZE_MAX;
+        if (recorded && s->be)
+            sl_replay_done(&s->replay, s->be->crc);
+        if (s->be)
+            s->be->crc_on = false;
+        if (!(s->status & SL_STATUS_IN_TRANS))
+            sl_replay_clear(&s->replay);
+        else if (!recorded)
+            sl_replay_break(&s->replay, "the transaction began with a statement that is not "
+                                        "recorded");
+    }
     struct sl_ok ok;
     bool insert_id = last && last_len > 0 && last[0] == 0x00 && s->be &&
                      sl_ok_parse(last, last_len, s->be->caps, &ok) == 0 && ok.last_insert_id != 0;
@@ -696,15 +991,29 @@ void sl_session_relay_done(struct sl_session *s, const uint8_t *last, size_t las
 void sl_session_backend_lost(struct sl_session *s)
 {
     s->be = NULL;
+    s->proxy->worker->stats.backends_lost_under_session++;
     if (s->state == SL_SS_WAITING && s->borrowed) {
-        /* Lost while being prepared for this command: nothing of the command reached it and the
-         * client held no state there, so another backend can serve it unnoticed. */
-        sl_info(s->id, "backend lost before the command was sent; borrowing another");
+        /* Lost while being prepared (or replaying): nothing of the command reached it, and what
+         * the session had there is rebuilt on the next one. */
         s->borrowed = false;
+        if (++s->recoveries > MAX_RECOVERIES) {
+            give_up(s);
+            return;
+        }
+        sl_info(s->id, "backend lost before the command was sent; borrowing another");
         sl_pool_borrow(s);
         return;
     }
-    sl_info(s->id, "backend connection lost; closing the client session");
+    if (s->state == SL_SS_BUSY && s->cmd_sent) {
+        recover_in_flight(s);
+        return;
+    }
+    if (s->state == SL_SS_IDLE) {
+        note_loss(s);
+        return;
+    }
+    sl_info(s->id, "backend connection lost with part of the answer sent; closing the client "
+                   "session");
     sl_session_close(s);
 }
 
@@ -948,17 +1257,32 @@ static void handle_command(struct sl_session *s, const uint8_t *payload, size_t 
             return;
         }
     }
+    s->stmt_kind = command_kind(cmd);
+    s->stmt_nondet = false;
     if (cmd == SL_COM_QUERY) {
-        if (logical_len - 1 > SL_LARGE_STATEMENT_BYTES)
+        if (logical_len - 1 > SL_LARGE_STATEMENT_BYTES) {
             sl_session_pin(s, SL_PIN_LARGE_STATEMENT);
-        else
-            sl_session_pin(s, sl_pinscan((const char *)payload + 1, first_len - 1));
+            s->stmt_kind = SL_STMT_OTHER;
+        } else {
+            struct sl_stmt_scan scan;
+            sl_stmt_scan((const char *)payload + 1, first_len - 1, &scan);
+            sl_session_pin(s, scan.pins);
+            s->stmt_kind = scan.kind;
+            s->stmt_nondet = scan.nondeterministic;
+        }
     } else if (cmd == SL_COM_STMT_PREPARE) {
         sl_session_pin(s, SL_PIN_PREPARED);
     }
     s->cmd = cmd;
     s->cmd_len = total;
     s->pending = SL_PENDING_COMMAND;
+    s->recoveries = 0;
+    /* A connection held over from a lease that has run out may have been fenced (killed on the
+     * database) while this process was paused: nothing is written to it any more. */
+    if (s->be && sl_quota_lease_over(s->be->share->target))
+        sl_backend_abort(s->be);
+    if (s->lost != SL_LOST_NONE && !resume_after_loss(s))
+        return;
     if (s->be) {
         if (sl_backend_prepare(s->be))
             forward_pending(s);

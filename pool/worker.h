@@ -24,6 +24,15 @@ struct sl_worker_stats {
     uint64_t borrow_timeouts;
     uint64_t borrow_waits; /* commands that had to queue for a backend */
     uint64_t queries;
+    /* Backend connections lost under a session (failover, fencing, a killed connection), and what
+     * became of the session's work: */
+    uint64_t backends_lost_under_session;
+    uint64_t statements_retried;    /* sent again on another connection, unnoticed */
+    uint64_t transactions_replayed; /* replayed with every result matching */
+    uint64_t replay_mismatches;     /* refused: a replayed result differed */
+    uint64_t transactions_lost;     /* failed with 1213 (not replayable, or replay refused) */
+    uint64_t outcomes_unknown;      /* COMMIT or a write in flight: 1180 / 08007 */
+    uint64_t session_states_lost;   /* pinned state gone: 1927 */
     /* Sessions pinned, by reason: index i counts reason bit 1 << i (pool/pinscan.h; its name is
      * sl_pin_reason_name(1 << i)), each time a session gets that reason. */
     uint64_t pins[SL_WORKER_PIN_REASONS];

@@ -11,8 +11,9 @@ The tests share one cluster and run in order:
   2. kill -9 of the busiest node under load: its quota goes to the others within the lease plus a
      few seconds, the invariant holds throughout;
   3. SIGSTOP of the busiest node for longer than its lease: the invariant holds, the others get its
-     quota once the leader fenced it, and after SIGCONT it rejoins; its clients see errors only for
-     the transactions that were in flight on it when it froze;
+     quota once the leader fenced it, and after SIGCONT it rejoins; its clients see no error: answers
+     that arrived while it was frozen are delivered, and transactions whose connection the fence
+     killed are replayed (transaction_replay is on for this proxy);
   4. the busiest node cut off from its peers (nft on loopback, tests/lib/netcut.py) while it still
      reaches the database: it closes its connections by its lease's end, the others get its quota,
      and after the heal the quotas converge again.
@@ -60,7 +61,8 @@ def cluster(lab_dir, tls, mariadb, budget_user):
         sluicelab.admin_write(leader, "PUT", "/v1/proxies/main/target-group",
                               {"connection_pool_config": {"max_connections_percent": 50,
                                                           "max_idle_connections_percent": 50,
-                                                          "connection_borrow_timeout": 120}})
+                                                          "connection_borrow_timeout": 120,
+                                                          "transaction_replay": True}})
         c.wait_serving(timeout=30)
 
     yield from run_cluster(lab_dir / "raft", tls, mariadb, budget_user, setup=setup)
@@ -308,7 +310,6 @@ def test_paused_node_is_fenced_and_rejoins(cluster, mariadb, budget_user):
             time.sleep(max(0.0, LEASE_S + 3 - (time.monotonic() - stopped_at)))
         finally:
             os.kill(busy.pid, signal.SIGCONT)
-        resumed_at = time.monotonic()
         wait_for("the resumed node to get quota again",
                  lambda: quotas(leader).get(busy.raft_id, 0) > 0, timeout=15)
         # Its clients commit again.
@@ -322,13 +323,9 @@ def test_paused_node_is_fenced_and_rejoins(cluster, mariadb, budget_user):
     assert max(samples) <= BUDGET, f"the database saw {max(samples)} connections of the user"
     survivors = {k: v for k, v in load.errors.items() if k != busy.id and v}
     assert not survivors, f"clients of the other nodes saw errors: {survivors}"
-    # Only sessions that held one of the frozen node's database connections (killed by the fence)
-    # may fail, once each, when it resumes; everyone else just waited.
+    # Its clients only waited: the transactions the fence cut were replayed on new connections.
     mine = load.errors.get(busy.id, [])
-    assert all(resumed_at - 1 <= e[0] <= resumed_at + 10 for e in mine), \
-        f"errors outside the resume: {mine[:3]}"
-    assert len(mine) <= before[busy.raft_id], (before, mine[:5])
-    assert all(e[1] in (2013, 2006) for e in mine), f"unexpected errors: {mine[:3]}"
+    assert not mine, f"clients of the resumed node saw errors: {mine[:5]}"
     assert "fenced" in leader.log_path.read_text(errors="replace")
 
 
@@ -370,7 +367,6 @@ def test_node_cut_off_from_its_peers_closes_its_connections(cluster, mariadb, bu
                  lambda: sum(quotas(leader).values()) > others_before, timeout=10)
         assert cluster.leader([leader, medium]) is leader, "the majority lost its leader"
         cut.heal()
-        healed_at = time.monotonic()
         wait_for("the healed node to hold quota again",
                  lambda: quotas(leader).get(busy.raft_id, 0) > 0, timeout=20)
         wait_for("quotas to converge again (the busiest node holds most)",
@@ -387,7 +383,7 @@ def test_node_cut_off_from_its_peers_closes_its_connections(cluster, mariadb, bu
     assert closed_after <= LEASE_S, f"the cut-off node held connections {closed_after:.1f} s"
     survivors = {k: v for k, v in load.errors.items() if k != busy.id and v}
     assert not survivors, f"clients of the other nodes saw errors: {survivors}"
-    # The cut-off node's clients: only those holding a connection when its lease ran out lose it.
+    # The cut-off node's clients waited: it stops lending connections a second before its lease
+    # ends, so the transactions still open then are few, and they are replayed after the heal.
     mine = load.errors.get(busy.id, [])
-    assert all(cut_at <= e[0] <= healed_at for e in mine), f"errors outside the cut: {mine[:3]}"
-    assert all(e[1] in (2013, 2006) for e in mine), f"unexpected errors: {mine[:3]}"
+    assert not mine, f"clients of the cut-off node saw errors: {mine[:5]}"

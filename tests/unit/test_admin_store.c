@@ -426,9 +426,15 @@ static void test_single(void **state)
     assert_int_equal(
         jint(json_object_get(c->json, "connection_pool_config"), "max_idle_connections_percent"),
         50);
+    assert_true(json_is_false(
+        json_object_get(json_object_get(c->json, "connection_pool_config"), "transaction_replay")));
+    assert_int_equal(
+        jint(json_object_get(c->json, "connection_pool_config"), "transaction_replay_max_size"),
+        1048576);
     call_free(c);
     c = call(0, "PUT", "/v1/proxies/app/target-group",
-             "{\"connection_pool_config\":{\"max_connections_percent\":80}}");
+             "{\"connection_pool_config\":{\"max_connections_percent\":80,"
+             "\"transaction_replay\":true,\"transaction_replay_max_size\":65536}}");
     assert_int_equal(c->status, 200);
     assert_int_equal(
         jint(json_object_get(c->json, "connection_pool_config"), "max_idle_connections_percent"),
@@ -437,6 +443,11 @@ static void test_single(void **state)
     c = call(0, "GET", "/v1/proxies/app/target-group", NULL);
     assert_true(has_header(c, "ETag: \""));
     assert_true(jint(c->json, "revision") > 0);
+    assert_true(json_is_true(
+        json_object_get(json_object_get(c->json, "connection_pool_config"), "transaction_replay")));
+    assert_int_equal(
+        jint(json_object_get(c->json, "connection_pool_config"), "transaction_replay_max_size"),
+        65536);
     call_free(c);
 
     /* Targets, listed by id. */

@@ -197,24 +197,46 @@ static void test_target_group(void **state)
 {
     const char *defaults = POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\","
                                 "\"max_connections_percent\":100,\"max_idle_connections_percent\""
-                                ":50,\"session_pinning_filters\":[]}}";
+                                ":50,\"session_pinning_filters\":[],\"transaction_replay\":false,"
+                                "\"transaction_replay_max_size\":1048576}}";
     ok(GROUP, "{}", defaults);
     ok(GROUP, POOL "{}}", defaults);
     ok(GROUP, POOL "{},\"revision\":9}", defaults);
     /* The idle default follows the limit: half of it, rounded down. */
     ok(GROUP, POOL "{\"max_connections_percent\":1}}",
        POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\",\"max_connections_percent\":1,"
-            "\"max_idle_connections_percent\":0,\"session_pinning_filters\":[]}}");
+            "\"max_idle_connections_percent\":0,\"session_pinning_filters\":[],"
+            "\"transaction_replay\":false,\"transaction_replay_max_size\":1048576}}");
     ok(GROUP,
        POOL "{\"max_connections_percent\":80,\"max_idle_connections_percent\":80,"
             "\"connection_borrow_timeout\":3600,\"init_query\":\"SET time_zone = '+00:00'\","
             "\"session_pinning_filters\":[\"EXCLUDE_VARIABLE_SETS\"]}}",
        POOL "{\"connection_borrow_timeout\":3600,\"init_query\":\"SET time_zone = '+00:00'\","
             "\"max_connections_percent\":80,\"max_idle_connections_percent\":80,"
-            "\"session_pinning_filters\":[\"EXCLUDE_VARIABLE_SETS\"]}}");
+            "\"session_pinning_filters\":[\"EXCLUDE_VARIABLE_SETS\"],\"transaction_replay\":false,"
+            "\"transaction_replay_max_size\":1048576}}");
     ok(GROUP, POOL "{\"max_idle_connections_percent\":0,\"connection_borrow_timeout\":0}}",
        POOL "{\"connection_borrow_timeout\":0,\"init_query\":\"\",\"max_connections_percent\":100,"
-            "\"max_idle_connections_percent\":0,\"session_pinning_filters\":[]}}");
+            "\"max_idle_connections_percent\":0,\"session_pinning_filters\":[],"
+            "\"transaction_replay\":false,\"transaction_replay_max_size\":1048576}}");
+
+    /* Transaction replay: off by default; the size bounds are inclusive and apply whether or not
+     * replay is on. */
+    ok(GROUP, POOL "{\"transaction_replay\":true}}",
+       POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\","
+            "\"max_connections_percent\":100,\"max_idle_connections_percent\":50,"
+            "\"session_pinning_filters\":[],\"transaction_replay\":true,"
+            "\"transaction_replay_max_size\":1048576}}");
+    ok(GROUP, POOL "{\"transaction_replay\":true,\"transaction_replay_max_size\":67108864}}",
+       POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\","
+            "\"max_connections_percent\":100,\"max_idle_connections_percent\":50,"
+            "\"session_pinning_filters\":[],\"transaction_replay\":true,"
+            "\"transaction_replay_max_size\":67108864}}");
+    ok(GROUP, POOL "{\"transaction_replay\":false,\"transaction_replay_max_size\":1024}}",
+       POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\","
+            "\"max_connections_percent\":100,\"max_idle_connections_percent\":50,"
+            "\"session_pinning_filters\":[],\"transaction_replay\":false,"
+            "\"transaction_replay_max_size\":1024}}");
 
     bad(GROUP, "{\"targets\":[]}", "targets", "targets: unknown field");
     bad(GROUP, POOL "[]}", "connection_pool_config", "connection_pool_config: must be an object");
@@ -246,6 +268,25 @@ static void test_target_group(void **state)
         "connection_pool_config.session_pinning_filters[1]",
         "connection_pool_config.session_pinning_filters[1]: EXCLUDE_VARIABLE_SETS is already "
         "listed");
+    bad(GROUP, POOL "{\"transaction_replay\":1}}", "connection_pool_config.transaction_replay",
+        "connection_pool_config.transaction_replay: must be true or false");
+    bad(GROUP, POOL "{\"transaction_replay\":\"true\"}}",
+        "connection_pool_config.transaction_replay",
+        "connection_pool_config.transaction_replay: must be true or false");
+    bad(GROUP, POOL "{\"transaction_replay\":null}}", "connection_pool_config.transaction_replay",
+        "connection_pool_config.transaction_replay: must be true or false");
+    bad(GROUP, POOL "{\"transaction_replay_max_size\":1023}}",
+        "connection_pool_config.transaction_replay_max_size",
+        "connection_pool_config.transaction_replay_max_size: must be 1024..67108864");
+    bad(GROUP, POOL "{\"transaction_replay\":true,\"transaction_replay_max_size\":67108865}}",
+        "connection_pool_config.transaction_replay_max_size",
+        "connection_pool_config.transaction_replay_max_size: must be 1024..67108864");
+    bad(GROUP, POOL "{\"transaction_replay_max_size\":1048576.0}}",
+        "connection_pool_config.transaction_replay_max_size",
+        "connection_pool_config.transaction_replay_max_size: must be an integer");
+    bad(GROUP, POOL "{\"transaction_replay_max_size\":\"1M\"}}",
+        "connection_pool_config.transaction_replay_max_size",
+        "connection_pool_config.transaction_replay_max_size: must be an integer");
     bad(GROUP, POOL "{\"max_connections\":5}}", "connection_pool_config.max_connections",
         "connection_pool_config.max_connections: unknown field");
 }

@@ -35,7 +35,8 @@ static const char full_json[] =
     "   \"connection_pool_config\": {\"max_connections_percent\": 80,\n"
     "      \"max_idle_connections_percent\": 20, \"connection_borrow_timeout\": 5,\n"
     "      \"init_query\": \"SET time_zone = '+00:00'\",\n"
-    "      \"session_pinning_filters\": [\"EXCLUDE_VARIABLE_SETS\"]},\n"
+    "      \"session_pinning_filters\": [\"EXCLUDE_VARIABLE_SETS\"],\n"
+    "      \"transaction_replay\": true, \"transaction_replay_max_size\": 4194304},\n"
     "   \"targets\": [{\"host\": \"db1.internal\", \"port\": 3307}, {\"host\": "
     "\"db2.internal\"}]},\n"
     "  {\"name\": \"batch-1\", \"listen\": {\"port\": 6034}, \"require_tls\": false,\n"
@@ -307,6 +308,8 @@ static void test_defaults(void **state)
     assert_int_equal(p->pool.connection_borrow_timeout, 120);
     assert_null(p->pool.init_query);
     assert_false(p->pool.exclude_variable_sets);
+    assert_false(p->pool.transaction_replay);
+    assert_int_equal(p->pool.transaction_replay_max_size, 1048576);
     assert_int_equal(p->n_targets, 1);
     assert_string_equal(p->targets[0].host, "db.local");
     assert_int_equal(p->targets[0].port, 3306);
@@ -336,6 +339,8 @@ static void test_full_example(void **state)
     assert_int_equal(p->pool.connection_borrow_timeout, 5);
     assert_string_equal(p->pool.init_query, "SET time_zone = '+00:00'");
     assert_true(p->pool.exclude_variable_sets);
+    assert_true(p->pool.transaction_replay);
+    assert_int_equal(p->pool.transaction_replay_max_size, 4194304);
     assert_int_equal(p->n_targets, 2);
     assert_int_equal(p->targets[0].port, 3307);
     assert_string_equal(p->targets[1].host, "db2.internal");
@@ -347,6 +352,8 @@ static void test_full_example(void **state)
     /* The second proxy's pool takes the defaults, independent of the first one's. */
     assert_int_equal(p->pool.max_connections_percent, 100);
     assert_int_equal(p->pool.max_idle_connections_percent, 50);
+    assert_false(p->pool.transaction_replay);
+    assert_int_equal(p->pool.transaction_replay_max_size, 1048576);
     sl_config_free(cfg);
 }
 
@@ -385,6 +392,11 @@ static long long get_borrow(const struct sl_config *c)
     return c->proxies[0].pool.connection_borrow_timeout;
 }
 
+static long long get_replay_max(const struct sl_config *c)
+{
+    return c->proxies[0].pool.transaction_replay_max_size;
+}
+
 static long long get_target_port(const struct sl_config *c)
 {
     return c->proxies[0].targets[0].port;
@@ -404,6 +416,8 @@ static void test_integer_bounds(void **state)
         {"proxies[0].connection_pool_config.max_connections_percent", 1, 100, get_max_conn},
         {"proxies[0].connection_pool_config.max_idle_connections_percent", 0, 100, get_max_idle},
         {"proxies[0].connection_pool_config.connection_borrow_timeout", 0, 3600, get_borrow},
+        {"proxies[0].connection_pool_config.transaction_replay_max_size", 1024, 67108864,
+         get_replay_max},
         {"proxies[0].targets[0].port", 1, 65535, get_target_port},
     };
 
@@ -464,6 +478,16 @@ static void test_wrong_types(void **state)
          "proxies[0].connection_pool_config.max_connections_percent: must be an integer"},
         {"proxies[0].connection_pool_config.init_query", "1",
          "proxies[0].connection_pool_config.init_query: must be a string"},
+        {"proxies[0].connection_pool_config.transaction_replay", "1",
+         "proxies[0].connection_pool_config.transaction_replay: must be true or false"},
+        {"proxies[0].connection_pool_config.transaction_replay", "\"false\"",
+         "proxies[0].connection_pool_config.transaction_replay: must be true or false"},
+        {"proxies[0].connection_pool_config.transaction_replay", "null",
+         "proxies[0].connection_pool_config.transaction_replay: must be true or false"},
+        {"proxies[0].connection_pool_config.transaction_replay_max_size", "1048576.0",
+         "proxies[0].connection_pool_config.transaction_replay_max_size: must be an integer"},
+        {"proxies[0].connection_pool_config.transaction_replay_max_size", "\"1M\"",
+         "proxies[0].connection_pool_config.transaction_replay_max_size: must be an integer"},
         {"proxies[0].connection_pool_config.session_pinning_filters", "\"EXCLUDE_VARIABLE_SETS\"",
          "proxies[0].connection_pool_config.session_pinning_filters: must be an array"},
         {"proxies[0].connection_pool_config.session_pinning_filters", "[1]",
@@ -491,6 +515,7 @@ static void test_unknown_keys(void **state)
         "proxies[0].auth[0].username",
         "proxies[0].auth[0].iam_auth",
         "proxies[0].connection_pool_config.max_connection_percent",
+        "proxies[0].connection_pool_config.transaction_replay_max_bytes",
         "proxies[0].targets[0].role",
     };
 
@@ -704,6 +729,24 @@ static void test_pool_values(void **state)
             "[\"EXCLUDE_VARIABLE_SETS\", \"EXCLUDE_TEMP_TABLES\"]",
             "proxies[0].connection_pool_config.session_pinning_filters[1]: "
             "must be \"EXCLUDE_VARIABLE_SETS\"");
+
+    /* Transaction replay: defaults in an empty pool object, either value of the switch, and a
+     * size given while replay stays off (accepted; it applies once replay is turned on). */
+    cfg = set_ok("proxies[0].connection_pool_config", "{}");
+    assert_false(cfg->proxies[0].pool.transaction_replay);
+    assert_int_equal(cfg->proxies[0].pool.transaction_replay_max_size, 1048576);
+    sl_config_free(cfg);
+    cfg = set_ok("proxies[0].connection_pool_config.transaction_replay", "true");
+    assert_true(cfg->proxies[0].pool.transaction_replay);
+    assert_int_equal(cfg->proxies[0].pool.transaction_replay_max_size, 1048576);
+    sl_config_free(cfg);
+    cfg = set_ok("proxies[0].connection_pool_config.transaction_replay", "false");
+    assert_false(cfg->proxies[0].pool.transaction_replay);
+    sl_config_free(cfg);
+    cfg = set_ok("proxies[0].connection_pool_config.transaction_replay_max_size", "65536");
+    assert_false(cfg->proxies[0].pool.transaction_replay);
+    assert_int_equal(cfg->proxies[0].pool.transaction_replay_max_size, 65536);
+    sl_config_free(cfg);
 
     /* Without an explicit value the idle cap is half the connection cap (RDS Proxy's rule). */
     cfg = set_ok("proxies[0].connection_pool_config.max_connections_percent", "30");

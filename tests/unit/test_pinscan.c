@@ -397,6 +397,87 @@ static void test_truncated(void **state)
     }
 }
 
+static struct sl_stmt_scan stmt_n(const char *text)
+{
+    size_t len = strlen(text);
+    char *buf = malloc(len ? len : 1);
+    assert_non_null(buf);
+    memcpy(buf, text, len);
+    struct sl_stmt_scan scan;
+    sl_stmt_scan(buf, len, &scan);
+    free(buf);
+    assert_int_equal(scan.pins, sl_pinscan(text, len));
+    return scan;
+}
+
+static enum sl_stmt_kind kind(const char *text)
+{
+    return stmt_n(text).kind;
+}
+
+static void test_statement_kinds(void **state)
+{
+    (void)state;
+    assert_int_equal(kind("SELECT 1"), SL_STMT_READ);
+    assert_int_equal(kind("  /* hint */ select * from t for update"), SL_STMT_READ);
+    assert_int_equal(kind("SHOW TABLES"), SL_STMT_READ);
+    assert_int_equal(kind("desc t"), SL_STMT_READ);
+    assert_int_equal(kind("DESCRIBE t"), SL_STMT_READ);
+    assert_int_equal(kind("EXPLAIN SELECT 1"), SL_STMT_READ);
+    assert_int_equal(kind("SELECT 1;"), SL_STMT_READ);
+    assert_int_equal(kind("INSERT INTO t VALUES (1)"), SL_STMT_DML);
+    assert_int_equal(kind("update t set a = 1"), SL_STMT_DML);
+    assert_int_equal(kind("DELETE FROM t"), SL_STMT_DML);
+    assert_int_equal(kind("REPLACE INTO t VALUES (1)"), SL_STMT_DML);
+    assert_int_equal(kind("SAVEPOINT a"), SL_STMT_DML);
+    assert_int_equal(kind("ROLLBACK TO SAVEPOINT a"), SL_STMT_DML);
+    assert_int_equal(kind("ROLLBACK WORK TO a"), SL_STMT_DML);
+    assert_int_equal(kind("BEGIN"), SL_STMT_BEGIN);
+    assert_int_equal(kind("begin work"), SL_STMT_BEGIN);
+    assert_int_equal(kind("START TRANSACTION"), SL_STMT_BEGIN);
+    assert_int_equal(kind("START TRANSACTION READ ONLY"), SL_STMT_BEGIN);
+    assert_int_equal(kind("ROLLBACK"), SL_STMT_ROLLBACK);
+    assert_int_equal(kind("rollback work"), SL_STMT_ROLLBACK);
+    /* Anything whose effect a lost connection does not undo. */
+    assert_int_equal(kind("COMMIT"), SL_STMT_OTHER);
+    assert_int_equal(kind("ROLLBACK AND CHAIN"), SL_STMT_OTHER);
+    assert_int_equal(kind("ROLLBACK RELEASE"), SL_STMT_OTHER);
+    assert_int_equal(kind("START SLAVE"), SL_STMT_OTHER);
+    assert_int_equal(kind("BEGIN NOT ATOMIC SELECT 1; END"), SL_STMT_OTHER);
+    assert_int_equal(kind("SET autocommit = 1"), SL_STMT_OTHER);
+    assert_int_equal(kind("CREATE TABLE t (a INT)"), SL_STMT_OTHER);
+    assert_int_equal(kind("CALL p()"), SL_STMT_OTHER);
+    assert_int_equal(kind("DO 1"), SL_STMT_OTHER);
+    assert_int_equal(kind("(SELECT 1)"), SL_STMT_OTHER);
+    assert_int_equal(kind(""), SL_STMT_OTHER);
+    assert_int_equal(kind("-- only a comment\n"), SL_STMT_OTHER);
+    /* A second statement makes the text OTHER, whatever the first one was. */
+    assert_int_equal(kind("SELECT 1; UPDATE t SET a = 1"), SL_STMT_OTHER);
+    assert_int_equal(kind("SELECT 1; SELECT 2"), SL_STMT_OTHER);
+    assert_int_equal(kind("(SELECT 1); SELECT 2"), SL_STMT_OTHER);
+    assert_int_equal(kind("SELECT ';UPDATE t'"), SL_STMT_READ);
+    /* The readings of a backslash disagree: one sees an UPDATE after the literal. */
+    assert_int_equal(kind("SELECT 'a\\'; UPDATE t SET b = 1 -- '"), SL_STMT_OTHER);
+}
+
+static void test_nondeterministic(void **state)
+{
+    (void)state;
+    assert_true(stmt_n("INSERT INTO t VALUES (NOW())").nondeterministic);
+    assert_true(stmt_n("insert into t values (now ())").nondeterministic);
+    assert_true(stmt_n("UPDATE t SET a = RAND()").nondeterministic);
+    assert_true(stmt_n("INSERT INTO t VALUES (UUID())").nondeterministic);
+    assert_true(stmt_n("INSERT INTO t VALUES (CURRENT_TIMESTAMP)").nondeterministic);
+    assert_true(stmt_n("SELECT SYSDATE()").nondeterministic);
+    assert_true(stmt_n("SELECT CONNECTION_ID()").nondeterministic);
+    assert_true(stmt_n("SELECT NEXTVAL(s)").nondeterministic);
+    assert_true(stmt_n("SELECT 1 /*!100000 , UUID_SHORT() */").nondeterministic);
+    assert_false(stmt_n("SELECT now FROM t").nondeterministic);
+    assert_false(stmt_n("SELECT 'NOW()', `rand`(1)").nondeterministic);
+    assert_false(stmt_n("SELECT v FROM t WHERE id = 1").nondeterministic);
+    assert_false(stmt_n("UPDATE t SET v = v + 1 /* NOW() */").nondeterministic);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +496,8 @@ int main(void)
         cmocka_unit_test(test_multi_statement_and_case),
         cmocka_unit_test(test_large_statement_not_reported),
         cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_statement_kinds),
+        cmocka_unit_test(test_nondeterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

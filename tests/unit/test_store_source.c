@@ -34,7 +34,8 @@ static const char dump_json[] =
     " \"badtimeout\":{\"auth\":[{\"secret\":\"app\"}],\"listen_port\":6036,"
     "  \"idle_client_timeout\":0,\"revision\":7}},"
     "\"secrets\":{\"app\":{\"ref\":\"file:/s/app.json\",\"revision\":2}},"
-    "\"target_groups\":{\"main\":{\"connection_pool_config\":{\"max_connections_percent\":40},"
+    "\"target_groups\":{\"main\":{\"connection_pool_config\":{\"max_connections_percent\":40,"
+    "  \"transaction_replay\":true,\"transaction_replay_max_size\":65536},"
     " \"revision\":8}},"
     "\"targets\":{"
     " \"main\":{\"a-reader\":{\"host\":\"10.0.0.2\",\"id\":\"a-reader\",\"port\":3307,"
@@ -76,6 +77,8 @@ static void test_render(void **state)
     assert_string_equal(p->auth[0].description, "app");
     assert_int_equal(p->pool.max_connections_percent, 40);
     assert_int_equal(p->pool.max_idle_connections_percent, 20);
+    assert_true(p->pool.transaction_replay); /* the stored pool settings, as they are */
+    assert_int_equal(p->pool.transaction_replay_max_size, 65536);
     assert_int_equal(p->n_targets, 2);
     assert_string_equal(p->targets[0].host, "10.0.0.1"); /* READ_WRITE first */
     assert_string_equal(p->targets[1].host, "10.0.0.2");
