@@ -99,6 +99,10 @@ struct sl_proxy {
     struct sl_proxy_config *own_cfg; /* settings kept for a removed proxy's remaining sessions */
     struct sl_target *targets;
     size_t n_targets;
+    /* The writer: where sessions borrow. It is targets[0] of the configuration in force, which
+     * may move to another target of the same set without replacing the proxy (a writer switch,
+     * pool/worker.c); p->targets keeps its first order, so look targets up by address. */
+    struct sl_target *writer;
     unsigned sessions;
 };
 

@@ -181,6 +181,17 @@ void sl_pool_dispatch(struct sl_target *t)
 void sl_pool_borrow(struct sl_session *s)
 {
     struct sl_target *t = s->share->target;
+    if (t != s->proxy->writer) {
+        /* The writer moved since this session last borrowed: its next command goes there, with
+         * the same user, collation and capabilities. */
+        const struct sl_share *old = s->share;
+        struct sl_share *sh =
+            sl_share_get(s->proxy->writer, s->user, old->collation, old->class_caps, old->ext_caps);
+        if (sh) {
+            s->share = sh;
+            t = sh->target;
+        }
+    }
     s->wait_started = sl_now(s->proxy->worker);
     if (sl_list_empty(&t->waiters)) {
         struct sl_backend *b = take_idle(s);

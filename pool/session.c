@@ -257,7 +257,7 @@ void sl_session_accept(struct sl_proxy *p)
         s->nonce[i] = (uint8_t)(1 + s->nonce[i] % 127);
     memcpy(g.nonce, s->nonce, sizeof g.nonce);
     g.caps = OFFERED_CAPS;
-    g.ext_caps = p->targets[0].ext_caps & SL_MARIADB_EXT_METADATA;
+    g.ext_caps = p->writer->ext_caps & SL_MARIADB_EXT_METADATA;
     if (!w->tls)
         g.caps &= ~SL_CLIENT_SSL;
     g.collation = 45; /* utf8mb4_general_ci */
@@ -523,7 +523,7 @@ static void login_complete(struct sl_session *s)
             change_user_succeeded(s);
     }
     uint32_t class_caps = s->caps & SL_CLASS_CAPS;
-    s->share = sl_share_get(&p->targets[0], s->user, s->collation, class_caps, s->ext_caps);
+    s->share = sl_share_get(p->writer, s->user, s->collation, class_caps, s->ext_caps);
     if (!s->share) {
         send_err(s, s->seq, 1040, "08004", "Too many connections");
         sl_session_close(s);

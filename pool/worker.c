@@ -158,6 +158,7 @@ static struct sl_proxy *proxy_new(struct sl_worker *w, struct sl_proxy_config *p
         if (resolve(t->host, t->port, &t->addr) != 0)
             sl_warn(0, "proxy %s: cannot resolve target %s yet", pc->name, t->host);
     }
+    p->writer = &p->targets[0];
     return p;
 }
 
@@ -188,15 +189,45 @@ static void close_idle_backends(struct sl_proxy *p)
     }
 }
 
-static bool same_targets(const struct sl_proxy_config *a, const struct sl_proxy_config *b)
+/* The runtime target of p at tc's address, or NULL. */
+static struct sl_target *target_at(struct sl_proxy *p, const struct sl_target_config *tc)
 {
-    if (a->n_targets != b->n_targets)
+    for (size_t k = 0; k < p->n_targets; k++)
+        if (strcmp(p->targets[k].host, tc->host) == 0 && p->targets[k].port == tc->port)
+            return &p->targets[k];
+    return NULL;
+}
+
+/* pc names the same targets as p, in any order. */
+static bool same_target_set(struct sl_proxy *p, const struct sl_proxy_config *pc)
+{
+    if (p->n_targets != pc->n_targets)
         return false;
-    for (size_t i = 0; i < a->n_targets; i++)
-        if (strcmp(a->targets[i].host, b->targets[i].host) != 0 ||
-            a->targets[i].port != b->targets[i].port)
+    for (size_t i = 0; i < pc->n_targets; i++)
+        if (!target_at(p, &pc->targets[i]))
             return false;
     return true;
+}
+
+/* The writer moves to another target of the same proxy. From here on nothing is sent to the old
+ * one: sessions borrow on the new writer (sl_pool_borrow), waiters move there, and every
+ * connection to the old writer goes now, idle or not. A session that held one recovers as from any
+ * lost connection (pool/session.c): its read is sent again, its transaction replayed or failed with
+ * a retryable error, its connection to the client kept. */
+static void switch_writer(struct sl_proxy *p, struct sl_target *to)
+{
+    struct sl_target *from = p->writer;
+    sl_warn(0, "proxy %s: writer moves from %s:%u to %s:%u", p->cfg->name, from->host, from->port,
+            to->host, to->port);
+    p->writer = to;
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe (pos, tmp, &from->waiters) {
+        struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
+        sl_pool_cancel_wait(s);
+        sl_pool_borrow(s);
+    }
+    sl_list_for_each_safe (pos, tmp, &from->backends)
+        sl_backend_abort(sl_container_of(pos, struct sl_backend, target_link));
 }
 
 int sl_worker_start(uv_loop_t *loop, struct sl_config *cfg, struct sl_worker **out, char *err,
@@ -274,7 +305,7 @@ int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size
         for (size_t j = 0; j < old_n; j++)
             if (!w->proxies[j]->removed && strcmp(w->proxies[j]->cfg->name, pc->name) == 0)
                 p = w->proxies[j], kept[j] = true;
-        if (p && !same_targets(p->cfg, pc)) {
+        if (p && !same_target_set(p, pc)) {
             /* Other targets: a new proxy object takes over the listener with new pools, and the
              * old one goes away like a removed proxy (its sessions finish on the old targets).
              * Pools are never re-pointed under a running session. */
@@ -292,6 +323,9 @@ int sl_worker_reload(struct sl_worker *w, struct sl_config *cfg, char *err, size
             if ((oldq == NULL) != (newq == NULL) || (oldq && strcmp(oldq, newq) != 0))
                 forget_baselines(p);
             p->cfg = pc;
+            struct sl_target *writer = target_at(p, &pc->targets[0]);
+            if (writer != p->writer)
+                switch_writer(p, writer);
             if (moved) {
                 stop_listening(p);
                 if (listen_proxy(p, err, errlen) != 0)

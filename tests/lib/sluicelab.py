@@ -315,14 +315,22 @@ class DBUser:
 
 
 class MariaDB:
-    """One mariadbd under DIR/mariadb, TCP on 127.0.0.1:port, TLS and session tracking on."""
+    """One mariadbd under DIR/mariadb, TCP on 127.0.0.1:port, TLS and session tracking on.
+
+    With server_id=N the instance can be a member of a replication group (tests/lib/replication.py):
+    binary log on (ROW, log_slave_updates, GTID strict mode, binlog and relay log named explicitly
+    inside its datadir), report_host/report_port, semi-sync (master and slave sides enabled,
+    wait point AFTER_SYNC, timeout semi_sync_timeout_ms), skip_slave_start. Without server_id
+    (the default) the binary log stays off, exactly as before. extra_settings still override
+    everything (replication.py uses them for the role: read_only, rpl_semi_sync_master_enabled)."""
 
     admin_user = "root"
 
     def __init__(self, state_dir: Union[str, Path], *, tls: TLSFiles, port: Optional[int] = None,
                  max_connections: int = 200, database: str = "app",
                  extra_settings: Optional[dict] = None, small: bool = False,
-                 preferred_port: Optional[int] = 13306):
+                 preferred_port: Optional[int] = 13306, server_id: Optional[int] = None,
+                 semi_sync_timeout_ms: int = 10000):
         self.state_dir = Path(state_dir)
         self.dir = self.state_dir / "mariadb"
         self.datadir = self.dir / "data"
@@ -342,6 +350,8 @@ class MariaDB:
         self.database = database
         self.extra_settings = dict(extra_settings or {})
         self.small = small  # smaller InnoDB files for the tests
+        self.server_id = server_id  # None: standalone, no binary log
+        self.semi_sync_timeout_ms = semi_sync_timeout_ms
         self.proc: Optional[subprocess.Popen] = None
         self.pid: Optional[int] = None
 
@@ -372,10 +382,40 @@ class MariaDB:
         }
         if self.small:
             s.update({"innodb_buffer_pool_size": "64M", "innodb_log_file_size": "16M"})
+        if self.server_id is not None:
+            s.pop("skip-log-bin")
+            s.update(self._replication_settings())
         if os.geteuid() == 0:
             s["user"] = "root"  # mariadbd refuses to run as root otherwise
         s.update(self.extra_settings)
         return s
+
+    def _replication_settings(self) -> dict:
+        """Settings of a replication group member (server_id given). Names are explicit rather than
+        log_basename: log_basename also resets pid-file and log-error when it comes after them."""
+        return {
+            "server_id": self.server_id,
+            "log-bin": "mariadb-bin",  # relative: inside datadir
+            "log-bin-index": "mariadb-bin.index",
+            "relay-log": "mariadb-relay-bin",  # default would contain the host name
+            "relay-log-index": "mariadb-relay-bin.index",
+            "binlog_format": "ROW",
+            "log_slave_updates": "ON",
+            "gtid_strict_mode": "ON",
+            "report_host": self.host,
+            "report_port": self.port,
+            "rpl_semi_sync_master_enabled": "ON",
+            "rpl_semi_sync_slave_enabled": "ON",
+            "rpl_semi_sync_master_timeout": self.semi_sync_timeout_ms,
+            "rpl_semi_sync_master_wait_point": "AFTER_SYNC",
+            # replication starts when the lab says so (START SLAVE), not on every restart
+            "skip_slave_start": None,
+        }
+
+    @property
+    def binlog(self) -> bool:
+        """True when this instance writes a binary log (a replication group member)."""
+        return self.server_id is not None
 
     def write_cnf(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -429,6 +469,8 @@ class MariaDB:
                 if self._port_given or attempt == 3 or "already in use" not in new_log:
                     raise
                 say(f"  port {self.port} was taken meanwhile, retrying on another ({e.__class__.__name__})")
+        if self.binlog:
+            self._port_given = True  # replicas point at this port: a restart must keep it
         self._bootstrap()
         return self
 
@@ -482,12 +524,16 @@ class MariaDB:
 
     def _bootstrap(self) -> None:
         """First start: give root a random password (also root@127.0.0.1 for TCP), drop anonymous and
-        passwordless accounts, create the test database. Later starts: just make sure the database exists."""
+        passwordless accounts, create the test database. Later starts: just make sure the database exists.
+        With a binary log (server_id given) none of this is logged (sql_log_bin=0): every member of a
+        replication group bootstraps itself, and a restart must not add a GTID of its own."""
         import pymysql
         if not self.admin_password_file.exists():
             pw = random_password()
             c = pymysql.connect(unix_socket=str(self.socket), user="root", password="", autocommit=True)
             with c.cursor() as cur:
+                if self.binlog:
+                    cur.execute("SET SESSION sql_log_bin = 0")
                 cur.execute("SELECT User, Host FROM mysql.user WHERE User = '' OR "
                             "(User = 'root' AND Host NOT IN ('localhost', '127.0.0.1'))")
                 for user, host in cur.fetchall():
@@ -501,6 +547,8 @@ class MariaDB:
             c.close()
             write_private(self.admin_password_file, pw + "\n")
         with self.admin() as c, c.cursor() as cur:
+            if self.binlog:
+                cur.execute("SET SESSION sql_log_bin = 0")
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
 
     def running(self) -> bool:
@@ -519,6 +567,21 @@ class MariaDB:
             return
         with step(f"stopping MariaDB (pid {pid})"):
             stop_pid(pid, timeout, self.proc)
+        self.proc, self.pid = None, None
+
+    def kill(self) -> None:
+        """SIGKILL (a crash): no shutdown, InnoDB and binlog recovery run at the next start()."""
+        pid = self.pid or read_pid_file(self.pid_file)
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+        elif pid_alive(pid) and str(self.cnf) in pid_cmdline(pid):
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(200):
+                if not pid_alive(pid):
+                    break
+                time.sleep(0.05)
         self.proc, self.pid = None, None
 
     # -- users and connections

@@ -96,6 +96,8 @@ static void test_stats_forms(void **state)
         .backends_in_use = 1,
         .pins = {{"user_variable", 7}, {"temp_table", 0}},
         .n_pins = 2,
+        .backends_lost = 9,
+        .recoveries = {1, 2, 3, 4, 5, 6},
     };
     json_t *j = sl_admin_stats_json(&st);
     char *s = json_dumps(j, JSON_COMPACT);
@@ -104,7 +106,9 @@ static void test_stats_forms(void **state)
            "\"idle\":2,\"waiting\":0,\"busy\":1}},\"auth_failures\":2,\"backend_connections\":"
            "{\"opened\":5,\"active\":4,\"by_state\":{\"connecting\":0,\"idle\":3,\"in_use\":1}},"
            "\"borrow_timeouts\":1,\"borrow_waits\":6,\"queries\":1234,"
-           "\"pins\":{\"user_variable\":7,\"temp_table\":0}}");
+           "\"pins\":{\"user_variable\":7,\"temp_table\":0},\"backend_losses\":{\"total\":9,"
+           "\"outcomes\":{\"retried\":1,\"replayed\":2,\"replay_refused\":3,"
+           "\"transaction_lost\":4,\"outcome_unknown\":5,\"state_lost\":6}}}");
     free(s);
     json_decref(j);
     /* A node with a configuration store adds its Raft state. */
@@ -134,6 +138,14 @@ static void test_stats_forms(void **state)
                               "sluice_session_pins_total{reason=\"user_variable\"} 7\n"
                               "sluice_session_pins_total{reason=\"temp_table\"} 0\n"));
     assert_non_null(strstr(t, "sluice_borrow_waits_total 6\n"));
+    assert_non_null(strstr(t, "sluice_backend_losses_total 9\n"));
+    assert_non_null(strstr(t, "# TYPE sluice_session_recoveries_total counter\n"
+                              "sluice_session_recoveries_total{outcome=\"retried\"} 1\n"
+                              "sluice_session_recoveries_total{outcome=\"replayed\"} 2\n"
+                              "sluice_session_recoveries_total{outcome=\"replay_refused\"} 3\n"
+                              "sluice_session_recoveries_total{outcome=\"transaction_lost\"} 4\n"
+                              "sluice_session_recoveries_total{outcome=\"outcome_unknown\"} 5\n"
+                              "sluice_session_recoveries_total{outcome=\"state_lost\"} 6\n"));
     assert_non_null(strstr(t, "sluice_client_connections{state=\"idle\"} 2\n"));
     assert_non_null(strstr(t, "sluice_backend_connections{state=\"in_use\"} 1\n"));
     assert_non_null(strstr(t, "sluice_raft_leader 1\n"));
