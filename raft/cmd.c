@@ -8,6 +8,7 @@ static const char *const kind_names[SL_RAFT_KIND_MAX + 1] = {
     [SL_RAFT_PROXY] = "proxy",   [SL_RAFT_TARGET_GROUP] = "target_group",
     [SL_RAFT_TARGET] = "target", [SL_RAFT_SECRET] = "secret",
     [SL_RAFT_NODE] = "node",     [SL_RAFT_BUDGET] = "budget",
+    [SL_RAFT_WRITER] = "writer",
 };
 
 const char *sl_raft_kind_name(enum sl_raft_kind kind)

@@ -50,8 +50,10 @@ enum sl_raft_kind {
     SL_RAFT_SECRET = 4,
     SL_RAFT_NODE = 5,
     SL_RAFT_BUDGET = 6, /* the connection-budget table; not a resource of the read API */
+    SL_RAFT_WRITER = 7, /* one per proxy, named by the proxy: its committed writer; the
+                         * revision (Raft index of the decision) is the writer epoch */
 };
-#define SL_RAFT_KIND_MAX    SL_RAFT_BUDGET
+#define SL_RAFT_KIND_MAX    SL_RAFT_WRITER
 #define SL_RAFT_BUDGET_NAME "budget"
 
 /* Decoded pointers point into the decoded buffer; strings are not NUL-terminated. */

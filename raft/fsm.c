@@ -23,23 +23,23 @@ enum {
     DB_REQUESTS,
     DB_REQ_BY_INDEX,
     DB_BUDGET,
+    DB_WRITERS,
     DB_COUNT
 };
 
 static const char *const db_names[DB_COUNT] = {
     "meta",  "proxies",  "target_groups",     "targets", "secrets",
-    "nodes", "requests", "requests_by_index", "budget",
+    "nodes", "requests", "requests_by_index", "budget",  "writers",
 };
 
 /* Snapshot sections, in this order (requests_by_index is rebuilt from requests). Version 1
- * snapshots end after requests; version 2 added the budget. */
+ * snapshots end after requests; version 2 added the budget, version 3 the writers. */
 static const int snap_dbs[] = {DB_PROXIES, DB_TARGET_GROUPS, DB_TARGETS, DB_SECRETS,
-                               DB_NODES,   DB_REQUESTS,      DB_BUDGET};
-#define N_SNAP_DBS    (sizeof(snap_dbs) / sizeof(snap_dbs[0]))
-#define N_SNAP_DBS_V1 (N_SNAP_DBS - 1)
+                               DB_NODES,   DB_REQUESTS,      DB_BUDGET,  DB_WRITERS};
+#define N_SNAP_DBS (sizeof(snap_dbs) / sizeof(snap_dbs[0]))
 
 #define SNAP_MAGIC   0x53464c53u /* "SLFS" read as little-endian u32 */
-#define SNAP_VERSION 2
+#define SNAP_VERSION 3
 #define SNAP_HEADER  16
 #define REQ_VAL_LEN  17 /* u64 index, u8 outcome, u64 revision */
 #define KEY_MAX      (2 * SL_RAFT_NAME_MAX + 1)
@@ -70,6 +70,7 @@ static int kind_db(enum sl_raft_kind kind)
     case SL_RAFT_TARGET: return DB_TARGETS;
     case SL_RAFT_SECRET: return DB_SECRETS;
     case SL_RAFT_NODE: return DB_NODES;
+    case SL_RAFT_WRITER: return DB_WRITERS;
     case SL_RAFT_BUDGET: break; /* one table, not resources: see change_budget */
     }
     return -1;
@@ -198,6 +199,8 @@ static int render_body(const struct sl_raft_cmd *c, uint64_t index, char **text)
     int rc = 1;
     if (!json_is_object(obj) || json_object_get(obj, "revision"))
         goto out;
+    if (c->kind == SL_RAFT_WRITER && !json_is_string(json_object_get(obj, "target")))
+        goto out;
     if (c->kind == SL_RAFT_SECRET) {
         /* A secret is a reference only; anything else could be a password in the Raft log. */
         const char *ref = json_string_value(json_object_get(obj, "ref"));
@@ -249,6 +252,46 @@ static int del_if_present(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The revision of the target a writer command names (0 when the proxy has no such target, or the
+ * body names none; render_body has already refused a body that is not a JSON object). */
+static int writer_target_revision(struct sl_fsm *f, MDB_txn *txn, const struct sl_raft_cmd *c,
+                                  uint64_t *rev)
+{
+    *rev = 0;
+    json_t *obj = json_loadb(c->body, c->body_len, 0, NULL);
+    if (!obj)
+        return ENOMEM;
+    const char *id = json_string_value(json_object_get(obj, "target"));
+    int rc = 0;
+    if (id && sl_raft_name_valid(id, strlen(id))) {
+        struct key tk;
+        make_key(&tk, c->name, c->name_len, id, strlen(id));
+        rc = get_revision(f, txn, DB_TARGETS, &tk, rev);
+    }
+    json_decref(obj);
+    return rc;
+}
+
+/* The revision of c's proxy's writer when it names the target c deletes, else 0. */
+static int writer_names(struct sl_fsm *f, MDB_txn *txn, const struct sl_raft_cmd *c, uint64_t *rev)
+{
+    *rev = 0;
+    MDB_val k = val_of(c->name, c->name_len), v;
+    int rc = mdb_get(txn, f->dbi[DB_WRITERS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size < 8)
+        return rc ? rc : MDB_CORRUPTED;
+    json_t *obj = json_loadb((const char *)v.mv_data + 8, v.mv_size - 8, 0, NULL);
+    if (!obj)
+        return MDB_CORRUPTED;
+    const char *id = json_string_value(json_object_get(obj, "target"));
+    if (id && strlen(id) == c->id_len && memcmp(id, c->id, c->id_len) == 0)
+        *rev = sl_get_u64(v.mv_data);
+    json_decref(obj);
+    return 0;
+}
+
 /* The effect of one decoded command. Fills res; returns 0 or an LMDB/errno code. */
 static int change(struct sl_fsm *f, MDB_txn *txn, uint64_t index, const struct sl_raft_cmd *c,
                   struct sl_fsm_result *res)
@@ -274,14 +317,25 @@ static int change(struct sl_fsm *f, MDB_txn *txn, uint64_t index, const struct s
     uint64_t cur;
     if ((rc = get_revision(f, txn, db, &k, &cur)) != 0)
         goto out;
-    if (c->op == SL_RAFT_PUT && (c->kind == SL_RAFT_TARGET_GROUP || c->kind == SL_RAFT_TARGET)) {
-        /* Target groups and targets exist only below an existing proxy. */
+    if (c->op == SL_RAFT_PUT && (c->kind == SL_RAFT_TARGET_GROUP || c->kind == SL_RAFT_TARGET ||
+                                 c->kind == SL_RAFT_WRITER)) {
+        /* Target groups, targets and the writer exist only below an existing proxy. */
         struct key pk;
         uint64_t prev;
         make_key(&pk, c->name, c->name_len, NULL, 0);
         if ((rc = get_revision(f, txn, DB_PROXIES, &pk, &prev)) != 0)
             goto out;
         if (prev == 0) {
+            res->outcome = SL_FSM_NOT_FOUND;
+            goto out;
+        }
+    }
+    if (c->op == SL_RAFT_PUT && c->kind == SL_RAFT_WRITER) {
+        /* The writer is one of the proxy's targets, at the time the decision commits. */
+        uint64_t trev;
+        if ((rc = writer_target_revision(f, txn, c, &trev)) != 0)
+            goto out;
+        if (trev == 0) {
             res->outcome = SL_FSM_NOT_FOUND;
             goto out;
         }
@@ -296,10 +350,23 @@ static int change(struct sl_fsm *f, MDB_txn *txn, uint64_t index, const struct s
             res->outcome = SL_FSM_NOT_FOUND;
             goto out;
         }
+        if (c->kind == SL_RAFT_TARGET) {
+            /* The committed writer's target stays until another writer is committed: without it
+             * nodes would fall back to the first READ_WRITE target, maybe a demoted writer. */
+            uint64_t wrev;
+            if ((rc = writer_names(f, txn, c, &wrev)) != 0)
+                goto out;
+            if (wrev != 0) {
+                res->outcome = SL_FSM_CONFLICT;
+                res->revision = wrev;
+                goto out;
+            }
+        }
         if ((rc = mdb_del(txn, f->dbi[db], &kv, NULL)) != 0)
             goto out;
         if (c->kind == SL_RAFT_PROXY) {
             if ((rc = del_if_present(txn, f->dbi[DB_TARGET_GROUPS], &kv)) != 0 ||
+                (rc = del_if_present(txn, f->dbi[DB_WRITERS], &kv)) != 0 ||
                 (rc = delete_targets_of(f, txn, c->name, c->name_len)) != 0)
                 goto out;
         }
@@ -655,11 +722,9 @@ int sl_fsm_dump_json(struct sl_fsm *fsm, char **out)
     static const struct {
         const char *name;
         int db;
-    } parts[] = {{"nodes", DB_NODES},
-                 {"proxies", DB_PROXIES},
-                 {"secrets", DB_SECRETS},
-                 {"target_groups", DB_TARGET_GROUPS},
-                 {"targets", DB_TARGETS}};
+    } parts[] = {{"nodes", DB_NODES},     {"proxies", DB_PROXIES},
+                 {"secrets", DB_SECRETS}, {"target_groups", DB_TARGET_GROUPS},
+                 {"targets", DB_TARGETS}, {"writers", DB_WRITERS}};
     json_t *doc = json_object();
     if (!doc)
         return -1;
@@ -777,7 +842,7 @@ int sl_fsm_snapshot(struct sl_fsm *fsm, uint8_t **buf, size_t *len)
     return 0;
 }
 
-/* The snapshot's version (1 or 2), or 0 when the header is not one of ours. */
+/* The snapshot's version (1 to 3), or 0 when the header is not one of ours. */
 static uint32_t snap_version(const uint8_t *buf, size_t len)
 {
     if (len < SNAP_HEADER || sl_get_u32(buf) != SNAP_MAGIC)
@@ -875,7 +940,8 @@ int sl_fsm_restore(struct sl_fsm *fsm, const uint8_t *buf, size_t len)
     if (sl_fsm_snapshot_applied(buf, len, &applied) != 0)
         return -1;
     struct reader r = {buf + SNAP_HEADER, len - SNAP_HEADER};
-    size_t sections = snap_version(buf, len) == 1 ? N_SNAP_DBS_V1 : N_SNAP_DBS;
+    /* Each version added one section at the end: 1 has all but the budget and the writers. */
+    size_t sections = N_SNAP_DBS - (SNAP_VERSION - snap_version(buf, len));
     MDB_txn *txn;
     int rc = mdb_txn_begin(fsm->env, NULL, 0, &txn);
     if (rc != 0)

@@ -11,6 +11,7 @@
  *   requests_by_index  u64 big-endian index -> request id (to prune the oldest)
  *   budget         "table" -> the connection-budget table as canonical JSON (raft/budget.h);
  *                  absent = empty table (an empty table is never stored)
+ *   writers        proxy name -> u64 revision + JSON text: the proxy's committed writer
  *
  * Guarantees. The state depends only on the sequence of (index, command) pairs that Raft
  * committed: no clock, no randomness, no local configuration is consulted (apart from
@@ -29,6 +30,13 @@
  *     outcome SL_FSM_OK and revision = index. Anything else of that kind (DELETE, another name,
  *     an expected revision, a body sl_budget_ops_parse refuses) is SL_FSM_INVALID and changes
  *     nothing. The budget is not a resource: get, list and dump_json do not show it.
+ *   - a writer (kind SL_RAFT_WRITER, named by its proxy) is a resource whose body names one of
+ *     the proxy's targets ({"target": id, ...}); its revision is the writer epoch. A PUT below an
+ *     absent proxy or naming a target the proxy does not have is SL_FSM_NOT_FOUND, one without a
+ *     string "target" SL_FSM_INVALID; with an expected revision it is a compare-and-set on the
+ *     epoch, so a decision taken against an older epoch never lands. The writer's target cannot
+ *     be deleted while it is named (SL_FSM_CONFLICT, revision = the epoch): nodes would fall back
+ *     to the first READ_WRITE target, possibly a demoted writer. Deleting the proxy deletes it.
  * Apply fails (-1, nothing changed) only when LMDB itself fails (disk or map full): the node then
  * stops applying rather than diverging from the others.
  *
@@ -96,7 +104,7 @@ int sl_fsm_list(struct sl_fsm *fsm, enum sl_raft_kind kind, const char *proxy, s
 
 /* The whole configuration as one canonical JSON document (compact, keys sorted), to compare
  * nodes byte for byte: {"nodes":{..},"proxies":{..},"secrets":{..},"target_groups":{..},
- * "targets":{proxy:{id:{..}}}}. Applied index, request outcomes and the budget are not part of it
+ * "targets":{proxy:{id:{..}}},"writers":{..}}. Applied index, request outcomes and the budget are not part of it
  * (the budget changes all the time, and nodes compare dumps while it does). Returns 0 with *out
  * malloc'd (the caller frees it), or -1. */
 int sl_fsm_dump_json(struct sl_fsm *fsm, char **out);
@@ -107,9 +115,10 @@ int sl_fsm_budget(struct sl_fsm *fsm, char **json);
 
 /* Snapshot: every database but requests_by_index (rebuilt on restore), in a fixed order and in
  * key order, so equal states give equal bytes. Layout, little-endian:
- *   "SLFS" u32 version(2) u64 applied, then for proxies, target_groups, targets, secrets, nodes,
- *   requests, budget: u32 count, count x (u32 key length, key, u32 value length, value).
- * Restore also accepts version 1, which has no budget section (the budget is then empty).
+ *   "SLFS" u32 version(3) u64 applied, then for proxies, target_groups, targets, secrets, nodes,
+ *   requests, budget, writers: u32 count, count x (u32 key length, key, u32 value length, value).
+ * Restore also accepts version 2 (no writers section) and version 1 (no budget either); what is
+ * missing is empty.
  * sl_fsm_snapshot returns 0 with *buf malloc'd, or -1. */
 int sl_fsm_snapshot(struct sl_fsm *fsm, uint8_t **buf, size_t *len);
 /* The applied index recorded in a snapshot (pure; checks the header only). 0 or -1. */

@@ -161,7 +161,7 @@ static void test_bad_fields(void **state)
     expect_bad(p, len, 1, 0);              /* op */
     expect_bad(p, len, 1, 3);              /* op */
     expect_bad(p, len, 2, 0);              /* kind */
-    expect_bad(p, len, 2, 7);              /* kind */
+    expect_bad(p, len, 2, 8);              /* kind */
     expect_bad(p, len, 2, 3);              /* target without an id */
     expect_bad(p, len, 3, 0);              /* empty name */
     expect_bad(p, len, 3, 4);              /* name length disagrees with the total */
@@ -254,7 +254,8 @@ static void test_names(void **state)
     assert_string_equal(sl_raft_kind_name(SL_RAFT_NODE), "node");
     assert_null(sl_raft_kind_name((enum sl_raft_kind)0));
     assert_string_equal(sl_raft_kind_name(SL_RAFT_BUDGET), "budget");
-    assert_null(sl_raft_kind_name((enum sl_raft_kind)7));
+    assert_string_equal(sl_raft_kind_name(SL_RAFT_WRITER), "writer");
+    assert_null(sl_raft_kind_name((enum sl_raft_kind)8));
     assert_true(sl_raft_name_valid("Az09._-", 7));
     assert_false(sl_raft_name_valid("", 0));
     assert_false(sl_raft_name_valid("a b", 3));

@@ -193,16 +193,16 @@ static void test_children_and_cascade(void **state)
                            "\"revision\":4}},\"secrets\":{},\"target_groups\":{\"app\":{\"m\":1,"
                            "\"revision\":5}},\"targets\":{\"app\":{\"t1\":{\"port\":1,"
                            "\"revision\":7},\"t2\":{\"port\":2,\"revision\":6}},\"app-b\":{\"t9\":{"
-                           "\"revision\":8}}}}");
+                           "\"revision\":8}}},\"writers\":{}}");
     free(d);
 
     struct sl_fsm_result r = DEL(e, SL_RAFT_PROXY, "app", NULL);
     assert_int_equal(r.outcome, SL_FSM_OK);
     assert_true(r.revision == 0);
     d = dump(e->fsm);
-    assert_string_equal(d,
-                        "{\"nodes\":{},\"proxies\":{\"app-b\":{\"revision\":4}},\"secrets\":{},"
-                        "\"target_groups\":{},\"targets\":{\"app-b\":{\"t9\":{\"revision\":8}}}}");
+    assert_string_equal(d, "{\"nodes\":{},\"proxies\":{\"app-b\":{\"revision\":4}},\"secrets\":{},"
+                           "\"target_groups\":{},\"targets\":{\"app-b\":{\"t9\":{\"revision\":8}}},"
+                           "\"writers\":{}}");
     free(d);
     assert_int_equal(DEL(e, SL_RAFT_PROXY, "app", NULL).outcome, SL_FSM_NOT_FOUND);
     assert_int_equal(DEL(e, SL_RAFT_TARGET, "app-b", "t9").outcome, SL_FSM_OK);
@@ -322,7 +322,8 @@ static void test_invalid_bodies(void **state)
         assert_int_equal(PUT(e, SL_RAFT_SECRET, "s", NULL, bad_secrets[i]).outcome, SL_FSM_INVALID);
     char *d = dump(e->fsm);
     assert_string_equal(
-        d, "{\"nodes\":{},\"proxies\":{},\"secrets\":{},\"target_groups\":{},\"targets\":{}}");
+        d, "{\"nodes\":{},\"proxies\":{},\"secrets\":{},\"target_groups\":{},\"targets\":{},"
+           "\"writers\":{}}");
     free(d);
     assert_true(applied(e->fsm) == e->index);
 
@@ -615,7 +616,7 @@ static void test_budget_snapshot_restore(void **state)
     uint8_t *snap;
     size_t len;
     assert_int_equal(sl_fsm_snapshot(e->fsm, &snap, &len), 0);
-    assert_int_equal(sl_get_u32(snap + 4), 2);
+    assert_int_equal(sl_get_u32(snap + 4), 3);
 
     struct env other = {0};
     make_dir(other.dir, sizeof other.dir);
@@ -705,7 +706,17 @@ static void test_budget_snapshot_versions(void **state)
     uint8_t *snap;
     size_t len;
     assert_int_equal(sl_fsm_snapshot(e->fsm, &snap, &len), 0);
-    assert_int_equal(sl_get_u32(snap + len - 4), 0); /* the empty budget section */
+    assert_int_equal(sl_get_u32(snap + len - 8), 0); /* the empty budget section */
+    assert_int_equal(sl_get_u32(snap + len - 4), 0); /* the empty writers section */
+    len -= 4;                                        /* without it: a version 2 snapshot */
+    sl_put_u32(snap + 4, 2);
+    struct env v2 = {0};
+    make_dir(v2.dir, sizeof v2.dir);
+    v2.fsm = open_in(v2.dir, 0);
+    assert_int_equal(sl_fsm_restore(v2.fsm, snap, len + 4), -1); /* v2 with a writers section */
+    assert_int_equal(sl_fsm_restore(v2.fsm, snap, len), 0);
+    sl_fsm_close(v2.fsm);
+    remove_dir(v2.dir);
     sl_put_u32(snap + 4, 1);
     struct env other = {0};
     make_dir(other.dir, sizeof other.dir);
@@ -722,7 +733,7 @@ static void test_budget_snapshot_versions(void **state)
     uint64_t idx;
     assert_int_equal(sl_fsm_snapshot_applied(snap, len - 4, &idx), 0);
     assert_true(idx == 8);
-    sl_put_u32(snap + 4, 3);
+    sl_put_u32(snap + 4, 4);
     assert_int_equal(sl_fsm_snapshot_applied(snap, len, &idx), -1);
     assert_int_equal(sl_fsm_restore(other.fsm, snap, len), -1);
     free(snap);
@@ -763,6 +774,63 @@ static void test_budget_snapshot_versions(void **state)
     assert_true(applied(e->fsm) == 4);
 }
 
+static void test_writer(void **state)
+{
+    struct env *e = *state;
+    static const char w1[] = "{\"decided_by\":\"n1\",\"reason\":\"manual\",\"target\":\"db1\"}";
+    static const char w2[] = "{\"decided_by\":\"n2\",\"reason\":\"failover\",\"target\":\"db2\"}";
+    /* Only below an existing proxy, naming one of its targets. */
+    assert_int_equal(PUT(e, SL_RAFT_WRITER, "app", NULL, w1).outcome, SL_FSM_NOT_FOUND);
+    populate(e); /* proxy app with targets db1 and db2, at indexes 1..8 */
+    assert_int_equal(PUT(e, SL_RAFT_WRITER, "app", NULL, "{\"target\":\"db9\"}").outcome,
+                     SL_FSM_NOT_FOUND);
+    assert_int_equal(PUT(e, SL_RAFT_WRITER, "app", NULL, "{\"target\":1}").outcome, SL_FSM_INVALID);
+    assert_int_equal(PUT(e, SL_RAFT_WRITER, "app", NULL, "{}").outcome, SL_FSM_INVALID);
+    /* The epoch is the revision: the index of the decision. */
+    struct sl_fsm_result r = PUT(e, SL_RAFT_WRITER, "app", NULL, w1);
+    assert_int_equal(r.outcome, SL_FSM_OK);
+    uint64_t epoch1 = r.revision, rev;
+    assert_true(epoch1 == e->index);
+    char *j = get(e, SL_RAFT_WRITER, "app", NULL, &rev);
+    assert_non_null(strstr(j, "\"target\":\"db1\""));
+    assert_true(rev == epoch1);
+    free(j);
+    /* A decision taken against an older epoch is refused and changes nothing. */
+    r = run(e, SL_RAFT_PUT, SL_RAFT_WRITER, "app", NULL, w2, epoch1 - 1);
+    assert_int_equal(r.outcome, SL_FSM_CONFLICT);
+    assert_true(r.revision == epoch1);
+    r = run(e, SL_RAFT_PUT, SL_RAFT_WRITER, "app", NULL, w2, epoch1);
+    assert_int_equal(r.outcome, SL_FSM_OK);
+    assert_true(r.revision > epoch1);
+    /* The writer's target cannot be deleted; the other one can. */
+    r = DEL(e, SL_RAFT_TARGET, "app", "db2");
+    assert_int_equal(r.outcome, SL_FSM_CONFLICT);
+    j = get(e, SL_RAFT_TARGET, "app", "db2", &rev);
+    assert_non_null(j);
+    free(j);
+    assert_int_equal(DEL(e, SL_RAFT_TARGET, "app", "db1").outcome, SL_FSM_OK);
+    /* It travels in snapshots and dumps, and goes with its proxy. */
+    char *d = dump(e->fsm);
+    assert_non_null(strstr(d, "\"writers\":{\"app\":{\"decided_by\":\"n2\""));
+    free(d);
+    uint8_t *snap;
+    size_t len;
+    assert_int_equal(sl_fsm_snapshot(e->fsm, &snap, &len), 0);
+    struct env other = {0};
+    make_dir(other.dir, sizeof other.dir);
+    other.fsm = open_in(other.dir, 0);
+    assert_int_equal(sl_fsm_restore(other.fsm, snap, len), 0);
+    char *a = dump(e->fsm), *b = dump(other.fsm);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    free(snap);
+    sl_fsm_close(other.fsm);
+    remove_dir(other.dir);
+    assert_int_equal(DEL(e, SL_RAFT_PROXY, "app", NULL).outcome, SL_FSM_OK);
+    assert_null(get(e, SL_RAFT_WRITER, "app", NULL, &rev));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +848,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_budget_replay_and_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_snapshot_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_snapshot_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
