@@ -70,7 +70,11 @@ def cluster(lab_dir, tls, mariadb, budget_user):
 
 class Load:
     """Client threads per node, each on its own connection through that node, running short
-    transactions until stopped. Errors are recorded per node with their MySQL code."""
+    transactions until stopped. Errors are recorded per node with their MySQL code.
+
+    Each client updates a row of its own: a transaction replayed after its connection was lost
+    then finds what it saw the first time. (A row changed by someone else in between makes the
+    replay refuse, with 1213: tests/integ/test_session_recovery.py.)"""
 
     def __init__(self, cluster, user, per_node: dict):
         self.cluster, self.user = cluster, user
@@ -80,8 +84,9 @@ class Load:
         self.errors = collections.defaultdict(list)  # node id -> [(time, code, text, in_txn)]
         self.threads = []
         for node, count in per_node.items():
-            for i in range(count):
-                t = threading.Thread(target=self._client, args=(node, i), daemon=True)
+            for _ in range(count):
+                key = len(self.threads) % 1000 + 1
+                t = threading.Thread(target=self._client, args=(node, key), daemon=True)
                 self.threads.append(t)
 
     def start(self):
@@ -89,9 +94,8 @@ class Load:
             t.start()
         return self
 
-    def _client(self, node, i):
+    def _client(self, node, key):
         import pymysql
-        key = (hash(node.id) + i * 7919) % 1000 + 1
         conn = None
         while not self.stop_event.is_set():
             inside = False
