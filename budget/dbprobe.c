@@ -56,6 +56,8 @@ static void fail(struct probe *p, const char *fmt, ...)
 /* Connector/C's messages name the user and client host, never the password. */
 static void fail_mysql(struct probe *p, MYSQL *m, const char *user, const char *what)
 {
+    if (!p->res.error_code)
+        p->res.error_code = mysql_errno(m);
     fail(p, "%s:%u user %s: %s: %s (%u)", p->rq.host, p->rq.port, user, what, mysql_error(m),
          mysql_errno(m));
 }
@@ -204,6 +206,53 @@ out:
     mysql_close(m);
 }
 
+/* The replica connections of m's server: 1 when one has its SQL thread running, 0 when none
+ * does (or there is none), -1 when the user may not look (SLAVE MONITOR). */
+static int replication_running(MYSQL *m)
+{
+    if (mysql_real_query(m, "SHOW ALL SLAVES STATUS", 22) != 0)
+        return -1;
+    MYSQL_RES *rs = mysql_store_result(m);
+    if (!rs)
+        return -1;
+    unsigned n = mysql_num_fields(rs), col = n;
+    MYSQL_FIELD *f = mysql_fetch_fields(rs);
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(f[i].name, "Slave_SQL_Running") == 0)
+            col = i;
+    int running = 0;
+    MYSQL_ROW row;
+    while (col < n && (row = mysql_fetch_row(rs)))
+        if (row[col] && strcmp(row[col], "Yes") == 0)
+            running = 1;
+    mysql_free_result(rs);
+    return col < n ? running : -1;
+}
+
+static void check(struct probe *p, uint64_t deadline)
+{
+    const struct sl_dbprobe_cred *c = &p->rq.creds[0];
+    MYSQL *m = connect_user(p, c, deadline);
+    if (!m)
+        return;
+    p->res.connected = true;
+    MYSQL_RES *rs =
+        query(p, m, c->user, "SELECT @@read_only, @@gtid_current_pos, @@max_connections");
+    MYSQL_ROW row = rs ? mysql_fetch_row(rs) : NULL;
+    if (row) {
+        p->res.read_only = row[0] ? strcmp(row[0], "0") != 0 : -1;
+        snprintf(p->res.gtid, sizeof p->res.gtid, "%s", row[1] ? row[1] : "");
+        p->res.max_connections = row[2] ? (unsigned)strtoul(row[2], NULL, 10) : 0;
+    } else if (rs) {
+        fail(p, "%s:%u: no row from the health check", p->rq.host, p->rq.port);
+    }
+    if (rs)
+        mysql_free_result(rs);
+    if (row)
+        p->res.replicating = replication_running(m);
+    mysql_close(m);
+}
+
 static void monitor(struct probe *p, uint64_t deadline)
 {
     MYSQL *m = connect_user(p, &p->rq.creds[0], deadline);
@@ -222,7 +271,9 @@ static void on_work(uv_work_t *w)
         fail(p, "mysql_library_init failed");
     } else {
         mysql_thread_init();
-        if (!p->rq.fence_ip[0]) {
+        if (p->rq.check) {
+            check(p, deadline);
+        } else if (!p->rq.fence_ip[0]) {
             monitor(p, deadline);
         } else {
             /* Users one after the other: a probe holds at most one connection. A failed user does
@@ -268,7 +319,8 @@ int sl_dbprobe_run(uv_loop_t *loop, const struct sl_dbprobe_request *rq, sl_dbpr
                    void *arg)
 {
     if (!loop || !rq || !cb || rq->n_creds < 1 || rq->n_creds > SL_DBPROBE_USERS_MAX || !rq->port ||
-        !rq->timeout_ms || !terminated(rq->host, sizeof rq->host) || !rq->host[0] ||
+        (rq->check && rq->fence_ip[0]) || !rq->timeout_ms ||
+        !terminated(rq->host, sizeof rq->host) || !rq->host[0] ||
         !terminated(rq->fence_ip, sizeof rq->fence_ip) ||
         !terminated(rq->bind_ip, sizeof rq->bind_ip))
         return -1;
@@ -292,6 +344,8 @@ int sl_dbprobe_run(uv_loop_t *loop, const struct sl_dbprobe_request *rq, sl_dbpr
      * re-printing keeps the pattern independent of what it tolerates. */
     if (rq->fence_ip[0])
         inet_ntop(AF_INET, &ip, p->rq.fence_ip, sizeof p->rq.fence_ip);
+    p->res.read_only = -1;
+    p->res.replicating = -1;
     p->cb = cb;
     p->arg = arg;
     p->work.data = p;

@@ -2,6 +2,9 @@
  * libuv's thread pool (uv_queue_work), so the loop never blocks on the database:
  *
  *   monitor  read @@max_connections (creds[0]);
+ *   check    a health check (creds[0]): connect, read @@read_only, @@gtid_current_pos and
+ *            @@max_connections in one statement, then the replica threads (SHOW ALL SLAVES
+ *            STATUS), which need the SLAVE MONITOR privilege: without it that part stays unknown;
  *   fence    for each user in creds, one after the other: connect, read @@max_connections, then
  *            until no row is left or the deadline passes: list that user's threads whose
  *            information_schema.PROCESSLIST.HOST is '<fence_ip>:<port>' (skip-name-resolve), KILL
@@ -45,6 +48,7 @@ struct sl_dbprobe_request {
     char bind_ip[64];  /* "" = any; else the local IPv4 address to connect from (the leader's data
                         * address, so that a fence of the leader would find its probes too) */
     unsigned timeout_ms; /* whole operation bound; connect/read/write timeouts derive from it */
+    bool check;          /* a health check instead of a monitor probe (fence_ip must be "") */
 };
 
 struct sl_dbprobe_result {
@@ -54,6 +58,13 @@ struct sl_dbprobe_result {
     unsigned killed;          /* connections killed (fence) */
     unsigned remaining;       /* connections still seen at the last check (fence) */
     char error[256];          /* when !ok: what failed (never contains a password) */
+    /* check: */
+    unsigned error_code; /* Connector/C or server error number of the failure, 0 if none */
+    bool connected;      /* the login succeeded */
+    int read_only;       /* @@read_only: 1, 0, or -1 when not read */
+    int replicating;     /* a replica connection whose SQL thread runs: 1, 0 (none, or all
+                          * stopped), -1 unknown (no privilege) */
+    char gtid[256];      /* @@gtid_current_pos ("" when not read) */
 };
 
 /* Called on the loop thread; r is valid only during the call. */

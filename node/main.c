@@ -24,6 +24,7 @@
 #include "base/stream.h"
 #include "budget/budget.h"
 #include "node/args.h"
+#include "node/checks.h"
 #include "node/config_source.h"
 #include "node/store_source.h"
 #include "pool/pinscan.h"
@@ -47,6 +48,7 @@ struct node {
     bool stopping;
     unsigned drain_timeout;
     char node_id[64];
+    struct sl_node_checks checks; /* health checks of every target */
 
     /* Cluster mode only ("cluster" block; all NULL/zero otherwise). */
     struct sl_config *file_cfg;  /* the node's file: cluster, tls, admin */
@@ -129,10 +131,16 @@ static void on_drained(void *arg)
     on_left(n);
 }
 
+static void on_checks_stopped(void *arg)
+{
+    (void)arg; /* nothing waits for them: the loop just runs until they are done */
+}
+
 static void on_left(void *arg)
 {
     struct node *n = arg;
     sl_info(0, "drained; exiting");
+    sl_node_checks_stop(&n->checks, on_checks_stopped, NULL);
     if (n->admin) {
         sl_admin_server_close(n->admin, on_admin_closed, n);
         n->admin = NULL;
@@ -178,6 +186,7 @@ static void apply_store_state(struct node *n)
     }
     if (n->budget)
         sl_budget_set_config(n->budget, cfg);
+    sl_node_checks_config(&n->checks, cfg);
 }
 
 static void on_store_applied(struct sl_store *s, uint64_t applied_index, void *arg)
@@ -302,7 +311,9 @@ static void on_sighup(uv_signal_t *h, int signum)
     if (sl_worker_reload(n->worker, cfg, err, sizeof err) != 0) {
         sl_error(0, "reload failed, keeping the running configuration: %s", err);
         sl_config_free(cfg);
+        return;
     }
+    sl_node_checks_config(&n->checks, cfg);
 }
 
 static void admin_stats(void *arg, struct sl_admin_stats *out)
@@ -372,6 +383,7 @@ static void admin_more_metrics(void *arg, struct sl_metrics *m)
     struct node *n = arg;
     if (n->budget)
         sl_budget_metrics(n->budget, m);
+    sl_node_checks_metrics(&n->checks, m);
 }
 
 static int start_admin(struct node *n, const struct sl_config *cfg, char *err, size_t errlen)
@@ -573,6 +585,7 @@ static int start_store_routes(struct node *n, char *err, size_t errlen)
     }
     struct sl_admin_target_health h = {.lookup = target_health, .arg = n};
     sl_admin_store_routes_set_health(n->routes, &h);
+    sl_admin_store_routes_set_node(n->routes, n->node_id);
     /* Probed once a second, each probe a TCP connect that must succeed within 500 ms. */
     n->probe = sl_probe_start(n->loop, 1000, 500, probe_targets, n);
     struct sl_admin_reachability r = {.lookup = reachability, .arg = n};
@@ -707,6 +720,15 @@ int main(int argc, char **argv)
         }
         sl_store_watch(n.store, on_store_applied, &n);
     }
+    /* Health checks connect from the data address, like the pools (so a fence finds them). */
+    const char *check_ip = n.file_cfg ? n.file_cfg->cluster->data_address : NULL;
+    if (check_ip && strcmp(check_ip, "0.0.0.0") == 0)
+        check_ip = NULL;
+    if (sl_node_checks_start(&n.checks, n.loop, n.worker, check_ip) != 0) {
+        sl_error(0, "cannot start the health checks: out of memory");
+        exit(1);
+    }
+    sl_node_checks_config(&n.checks, cfg);
     uv_signal_init(n.loop, &n.sighup);
     uv_signal_init(n.loop, &n.sigterm);
     uv_signal_init(n.loop, &n.sigint);

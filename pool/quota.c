@@ -18,12 +18,11 @@
 #include "pool/internal.h"
 
 /* "<proxy>/<host>:<port>"; false when it does not fit (a host name of over 130 characters). */
-static bool make_key(char *out, size_t cap, const struct sl_proxy_config *pc,
-                     const struct sl_target *t)
+static bool make_key(const char *proxy, const char *host, uint16_t port, char *out, size_t cap)
 {
     /* Endpoints are served as proxies named "<proxy>.<endpoint>"; they share the proxy's budget. */
-    size_t base = strcspn(pc->name, ".");
-    int n = snprintf(out, cap, "%.*s/%s:%u", (int)base, pc->name, t->host, t->port);
+    size_t base = strcspn(proxy, ".");
+    int n = snprintf(out, cap, "%.*s/%s:%u", (int)base, proxy, host, port);
     return n > 0 && (size_t)n < cap;
 }
 
@@ -57,7 +56,7 @@ struct sl_quota *sl_quota_for(struct sl_worker *w, const struct sl_proxy_config 
     if (!w->budget)
         return NULL;
     char key[SL_WORKER_BUDGET_KEY_MAX + 1];
-    if (!make_key(key, sizeof key, pc, t))
+    if (!make_key(pc->name, t->host, t->port, key, sizeof key))
         sl_error(0,
                  "proxy %s: target %s: the budget key is longer than %d bytes; this target "
                  "gets no quota",
@@ -203,6 +202,48 @@ void sl_worker_set_quota(struct sl_worker *w, const char *key, unsigned quota)
         dispatch_all(w, q);
     else
         trim(w, q);
+}
+
+/* The runtime target of a served proxy (not a retired one) at host:port. */
+static struct sl_target *served_target(struct sl_worker *w, const char *proxy, const char *host,
+                                       uint16_t port)
+{
+    for (size_t i = 0; i < w->n_proxies; i++) {
+        struct sl_proxy *p = w->proxies[i];
+        if (p->removed || strcmp(p->cfg->name, proxy) != 0)
+            continue;
+        for (size_t k = 0; k < p->n_targets; k++)
+            if (p->targets[k].port == port && strcmp(p->targets[k].host, host) == 0)
+                return &p->targets[k];
+    }
+    return NULL;
+}
+
+bool sl_worker_reserve_connection(struct sl_worker *w, const char *proxy, const char *host,
+                                  uint16_t port)
+{
+    struct sl_target *t = served_target(w, proxy, host, port);
+    if (!t || w->draining || t->open >= sl_target_limit(t) || sl_quota_full(t))
+        return false;
+    t->open++;
+    if (t->quota)
+        t->quota->open++;
+    return true;
+}
+
+void sl_worker_release_connection(struct sl_worker *w, const char *proxy, const char *host,
+                                  uint16_t port)
+{
+    struct sl_target *t = served_target(w, proxy, host, port);
+    if (!t || t->open == 0)
+        return; /* the target went with a configuration change, and its count with it */
+    t->open--;
+    if (t->quota && t->quota->open > 0)
+        t->quota->open--;
+    if (!w->draining) {
+        sl_pool_dispatch(t);
+        sl_quota_released(t);
+    }
 }
 
 void sl_worker_set_lease_deadline(struct sl_worker *w, uint64_t deadline_ns)

@@ -111,6 +111,15 @@ struct sl_worker_budget_use {
     unsigned borrow_wait_max_ms; /* longest wait since the last reset */
 };
 
+/* A database connection opened outside the pools (a health check) counts like a backend of the
+ * proxy's target while it is open: against the target's connection limit and, in a cluster, the
+ * node's quota. Reserve before connecting (false: no room, the lease is over, the node drains or
+ * does not serve that target), release once it is closed. */
+bool sl_worker_reserve_connection(struct sl_worker *w, const char *proxy, const char *host,
+                                  uint16_t port);
+void sl_worker_release_connection(struct sl_worker *w, const char *proxy, const char *host,
+                                  uint16_t port);
+
 /* Sample demand (lent out + waiting) into each quota's peak; cheap, for a 100 ms timer. */
 void sl_worker_budget_sample(struct sl_worker *w);
 

@@ -104,9 +104,9 @@ int sl_fsm_list(struct sl_fsm *fsm, enum sl_raft_kind kind, const char *proxy, s
 
 /* The whole configuration as one canonical JSON document (compact, keys sorted), to compare
  * nodes byte for byte: {"nodes":{..},"proxies":{..},"secrets":{..},"target_groups":{..},
- * "targets":{proxy:{id:{..}}},"writers":{..}}. Applied index, request outcomes and the budget are not part of it
- * (the budget changes all the time, and nodes compare dumps while it does). Returns 0 with *out
- * malloc'd (the caller frees it), or -1. */
+ * "targets":{proxy:{id:{..}}},"writers":{..}}. Applied index, request outcomes and the budget are
+ * not part of it (the budget changes all the time, and nodes compare dumps while it does). Returns
+ * 0 with *out malloc'd (the caller frees it), or -1. */
 int sl_fsm_dump_json(struct sl_fsm *fsm, char **out);
 
 /* The budget table as canonical JSON (sl_budget_table_json; "{\"entries\":{},\"leases\":{}}"
