@@ -388,7 +388,7 @@ static int put_header(struct sl_buf *b, const char *name, const char *value)
 
 /* What goes out: the forwarded request's parts, or sl_fwd_post's. */
 struct out_request {
-    const char *method, *path, *query, *authorization, *content_type, *if_match;
+    const char *method, *path, *query, *authorization, *content_type, *if_match, *origin;
     const void *body;
     size_t body_len;
 };
@@ -412,7 +412,8 @@ static int build_request(struct fwd_call *c, const struct out_request *h)
         put_header(b, "Content-Type", h->content_type) || put_header(b, "If-Match", h->if_match) ||
         put_header(b, "Content-Length", line) ||
         (c->rq && put_header(b, "X-Sluice-Forwarded", "1")) ||
-        put_header(b, "Connection", "close") || sl_buf_append(b, "\r\n", 2, SIZE_MAX) ||
+        put_header(b, "X-Sluice-Origin", h->origin) || put_header(b, "Connection", "close") ||
+        sl_buf_append(b, "\r\n", 2, SIZE_MAX) ||
         (h->body_len && sl_buf_append(b, h->body, h->body_len, SIZE_MAX)))
         return -1;
     return 0;
@@ -478,6 +479,7 @@ void sl_fwd_send(struct sl_fwd *f, struct sl_admin_request *rq, const char *base
         .authorization = in->authorization,
         .content_type = in->content_type,
         .if_match = in->if_match,
+        .origin = in->origin,
         .body = in->body,
         .body_len = in->body_len,
     };

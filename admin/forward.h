@@ -1,10 +1,12 @@
 /* Forwarding of admin writes from a follower to the leader: a small HTTP/1.1 client on libuv.
  *
  * sl_fwd_send sends the request as it arrived (method, path and query, Authorization,
- * Content-Type, If-Match, body) plus "X-Sluice-Forwarded: 1" and "Connection: close" to the
- * leader's admin URL, reads the whole answer (http_parser in response mode) and answers the
- * original request with the leader's status, Content-Type, ETag, Retry-After, Allow,
- * WWW-Authenticate and body. The client sees one answer, as if it had asked the leader.
+ * Content-Type, If-Match, X-Sluice-Origin, body) plus "X-Sluice-Forwarded: 1" and
+ * "Connection: close" to the leader's admin URL, reads the whole answer (http_parser in response
+ * mode) and answers the original request with the leader's status, Content-Type, ETag,
+ * Retry-After, Allow, WWW-Authenticate and body. The client sees one answer, as if it had asked
+ * the leader. (The store routes set X-Sluice-Origin to the follower's node id before forwarding,
+ * so that the leader can name the node a writer decision was taken on.)
  *
  * Anything that keeps the leader's answer from arriving (no address, refused, reset, a malformed
  * or oversized answer, the timeout) answers 503 with Retry-After: 1: the write may or may not

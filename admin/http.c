@@ -76,6 +76,9 @@ static int commit_header(struct sl_http_parser *hp)
     } else if (buf_is(&hp->field, "if-match")) {
         slot = &r->if_match;
         dup_detail = "more than one If-Match header";
+    } else if (buf_is(&hp->field, "x-sluice-origin")) {
+        slot = &r->origin;
+        dup_detail = "more than one X-Sluice-Origin header";
     }
     /* http_parser drops leading whitespace of a value but keeps trailing whitespace. */
     size_t vlen = hp->value.len;
@@ -247,6 +250,7 @@ void sl_http_request_free(struct sl_http_request *r)
     free(r->authorization);
     free(r->content_type);
     free(r->if_match);
+    free(r->origin);
     free(r->body);
     memset(r, 0, sizeof *r);
 }

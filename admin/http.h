@@ -24,13 +24,14 @@
 
 /* A parsed request. Strings are NUL-terminated and owned by the request; absent headers are NULL.
  * Only the headers the admin API uses are kept; Connection (and the HTTP version) end up in
- * keep_alive, X-Sluice-Forwarded in forwarded. */
+ * keep_alive, X-Sluice-Forwarded in forwarded, X-Sluice-Origin in origin. */
 struct sl_http_request {
     const char *method; /* "GET", "PUT", ... (a static string) */
     char *path;         /* origin-form path as sent, still percent-encoded; starts with '/' */
     char *query;        /* the part after '?', NULL when there is none */
     char *authorization, *content_type, *if_match;
     bool forwarded; /* "X-Sluice-Forwarded: 1": sent by a follower forwarding a write */
+    char *origin;   /* "X-Sluice-Origin": the node a forwarded write first reached (its node id) */
     bool has_content_length;
     uint64_t content_length;
     bool keep_alive;

@@ -31,10 +31,13 @@ static const struct route routes[SL_ROUTE_COUNT] = {
     R(SL_ROUTE_TARGETS_ADD, "POST", "/v1/proxies/{name}/targets"),
     R(SL_ROUTE_TARGETS_LIST, "GET", "/v1/proxies/{name}/targets"),
     R(SL_ROUTE_TARGET_REMOVE, "DELETE", "/v1/proxies/{name}/targets/{id}"),
+    R(SL_ROUTE_WRITER_PUT, "PUT", "/v1/proxies/{name}/writer"),
+    R(SL_ROUTE_WRITER_GET, "GET", "/v1/proxies/{name}/writer"),
     R(SL_ROUTE_STATS, "GET", "/v1/stats"),
     R(SL_ROUTE_METRICS, "GET", "/metrics"),
     R(SL_ROUTE_BUDGET_GET, "GET", "/v1/budget"),
     R(SL_ROUTE_BUDGET_REPORT, "POST", "/v1/internal/budget/report"),
+    R(SL_ROUTE_FAILOVER_REPORT, "POST", "/v1/internal/failover/report"),
 #undef R
 };
 

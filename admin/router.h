@@ -29,10 +29,13 @@ enum sl_route_id {
     SL_ROUTE_TARGETS_ADD,                 /* POST   /v1/proxies/{name}/targets */
     SL_ROUTE_TARGETS_LIST,                /* GET    /v1/proxies/{name}/targets */
     SL_ROUTE_TARGET_REMOVE,               /* DELETE /v1/proxies/{name}/targets/{id} */
+    SL_ROUTE_WRITER_PUT,                  /* PUT    /v1/proxies/{name}/writer */
+    SL_ROUTE_WRITER_GET,                  /* GET    /v1/proxies/{name}/writer */
     SL_ROUTE_STATS,                       /* GET    /v1/stats */
     SL_ROUTE_METRICS,                     /* GET    /metrics */
     SL_ROUTE_BUDGET_GET,                  /* GET    /v1/budget */
     SL_ROUTE_BUDGET_REPORT,               /* POST   /v1/internal/budget/report */
+    SL_ROUTE_FAILOVER_REPORT,             /* POST   /v1/internal/failover/report */
     SL_ROUTE_COUNT
 };
 

@@ -22,10 +22,11 @@ struct sl_admin_store_routes {
     struct sl_admin_reachability reach;
     bool has_reach;
     unsigned wait_ms;
-    uv_check_t check;       /* active while reads wait for ?min_revision */
-    uv_timer_t timer;       /* their earliest deadline */
-    struct sl_list waiting; /* struct op, by link */
-    unsigned ops;           /* requests not answered yet (each holds the routes) */
+    char node_id[SL_RAFT_NAME_MAX + 1]; /* this node's id (its file's node.id); "" until set */
+    uv_check_t check;                   /* active while reads wait for ?min_revision */
+    uv_timer_t timer;                   /* their earliest deadline */
+    struct sl_list waiting;             /* struct op, by link */
+    unsigned ops;                       /* requests not answered yet (each holds the routes) */
     unsigned open_handles;
     bool closing;
 };
@@ -36,7 +37,7 @@ struct op {
     struct sl_admin_request *rq;
     enum sl_route_id route;
     char name[SL_RAFT_NAME_MAX + 1]; /* the proxy or secret; a node id in decimal */
-    char id[SL_RAFT_NAME_MAX + 1];   /* the target */
+    char id[SL_RAFT_NAME_MAX + 1];   /* the target (of a writer PUT too) */
     char *body;                      /* canonical body of a PUT */
     uint64_t expected_rev;
     uint64_t revision; /* POST /v1/cluster/nodes: of the node resource, while the node joins */
@@ -132,6 +133,18 @@ static void reply_unavailable(struct op *op, const char *detail)
     reply_problem(op, 503, 1, detail, NULL, NULL);
 }
 
+/* This node's id for "decided_by": its file's node.id, or (before the node said) its Raft id. */
+static void own_id(struct sl_admin_store_routes *r, char out[SL_RAFT_NAME_MAX + 1])
+{
+    if (r->node_id[0]) {
+        memcpy(out, r->node_id, sizeof r->node_id);
+        return;
+    }
+    struct sl_store_info info;
+    sl_store_info(r->store, &info);
+    snprintf(out, SL_RAFT_NAME_MAX + 1, "%" PRIu64, info.id);
+}
+
 /* This node cannot do it, the leader can: forward, unless there is no forwarder, the request
  * was forwarded already (a second hop could loop while leadership moves), or no other node is
  * known to lead. */
@@ -145,6 +158,13 @@ static void not_leader(struct op *op, uint64_t leader_id)
     if (r->has_fwd && !op->rq->http.forwarded && leader_id != 0 && leader_id != info.id) {
         struct sl_admin_request *rq = op->rq;
         struct sl_admin_forwarder fwd = r->fwd; /* op_done may free r */
+        /* The leader names this node as the one a writer decision was taken on. Out of memory:
+         * the leader names itself. */
+        if (!rq->http.origin) {
+            char self[SL_RAFT_NAME_MAX + 1];
+            own_id(r, self);
+            rq->http.origin = strdup(self);
+        }
         op_done(op);
         fwd.forward(fwd.arg, rq, leader_id);
         return;
@@ -215,6 +235,8 @@ static enum sl_raft_kind route_kind(enum sl_route_id id)
     case SL_ROUTE_TARGETS_ADD:
     case SL_ROUTE_TARGETS_LIST:
     case SL_ROUTE_TARGET_REMOVE: return SL_RAFT_TARGET;
+    case SL_ROUTE_WRITER_PUT:
+    case SL_ROUTE_WRITER_GET: return SL_RAFT_WRITER;
     case SL_ROUTE_CLUSTER_GET:
     case SL_ROUTE_CLUSTER_NODE_ADD:
     case SL_ROUTE_CLUSTER_NODE_REMOVE:
@@ -229,6 +251,46 @@ static enum sl_raft_kind route_kind(enum sl_route_id id)
 static void on_node_added(struct sl_store *s, int status, void *arg);
 static void on_node_deleted(struct op *op, const struct sl_store_result *res);
 
+/* Whether the proxy op->name has the target op->id: 1 yes, 0 no proxy, -1 no such target, -2
+ * the store failed. */
+static int writer_target_exists(struct op *op)
+{
+    char *text = NULL;
+    uint64_t rev;
+    int rc = sl_store_get(op->r->store, SL_RAFT_PROXY, op->name, NULL, &text, &rev);
+    free(text);
+    if (rc != 0)
+        return rc > 0 ? 0 : -2;
+    text = NULL;
+    rc = sl_store_get(op->r->store, SL_RAFT_TARGET, op->name, op->id, &text, &rev);
+    free(text);
+    return rc == 0 ? 1 : rc > 0 ? -1 : -2;
+}
+
+/* Whether op->name's committed writer is the target op->id. */
+static bool writer_is(struct op *op)
+{
+    char *text = NULL;
+    uint64_t rev;
+    if (sl_store_get(op->r->store, SL_RAFT_WRITER, op->name, NULL, &text, &rev) != 0)
+        return false;
+    json_t *w = json_loads(text, 0, NULL);
+    const char *target = json_string_value(json_object_get(w, "target"));
+    bool is = target && strcmp(target, op->id) == 0;
+    json_decref(w);
+    free(text);
+    return is;
+}
+
+/* The 404 detail of a writer PUT: which of the proxy and its target is missing. */
+static void writer_not_found(struct op *op, char *detail, size_t len)
+{
+    if (writer_target_exists(op) == 0)
+        snprintf(detail, len, "no proxy named \"%s\"", op->name);
+    else
+        snprintf(detail, len, "no target \"%s\" in proxy \"%s\"", op->id, op->name);
+}
+
 static void on_proposed(struct sl_store *s, const struct sl_store_result *res, void *arg)
 {
     struct op *op = arg;
@@ -240,11 +302,21 @@ static void on_proposed(struct sl_store *s, const struct sl_store_result *res, v
         reply_store_status(op, res->status);
         return;
     }
-    char detail[160];
+    char detail[384];
     switch (res->fsm.outcome) {
     case SL_FSM_OK: break;
     case SL_FSM_CONFLICT:
-        snprintf(detail, sizeof detail, "If-Match: the revision is %" PRIu64 ", not %" PRIu64,
+        if (op->route == SL_ROUTE_TARGET_REMOVE && writer_is(op)) {
+            /* The state machine keeps the committed writer's target (revision: the epoch). */
+            snprintf(detail, sizeof detail,
+                     "target \"%s\" is the committed writer of proxy \"%s\" (epoch %" PRIu64
+                     "); PUT /v1/proxies/%s/writer with another target first",
+                     op->id, op->name, res->fsm.revision, op->name);
+            reply_problem(op, 409, 0, detail, "epoch", json_integer((json_int_t)res->fsm.revision));
+            return;
+        }
+        snprintf(detail, sizeof detail, "If-Match: the %s is %" PRIu64 ", not %" PRIu64,
+                 op->route == SL_ROUTE_WRITER_PUT ? "writer's epoch (revision)" : "revision",
                  res->fsm.revision, op->expected_rev);
         reply_problem(op, 412, 0, detail, "revision", json_integer((json_int_t)res->fsm.revision));
         return;
@@ -253,8 +325,11 @@ static void on_proposed(struct sl_store *s, const struct sl_store_result *res, v
             on_node_deleted(op, res); /* the membership change is what counted */
             return;
         }
-        /* A target group or target PUT below a missing proxy, or a DELETE of something absent. */
-        if (op->route == SL_ROUTE_TARGET_REMOVE)
+        /* A target group, target or writer PUT below a missing proxy, a writer naming a target
+         * the proxy does not have (at the commit), or a DELETE of something absent. */
+        if (op->route == SL_ROUTE_WRITER_PUT)
+            writer_not_found(op, detail, sizeof detail);
+        else if (op->route == SL_ROUTE_TARGET_REMOVE)
             snprintf(detail, sizeof detail, "no target \"%s\" in proxy \"%s\"", op->id, op->name);
         else
             snprintf(detail, sizeof detail, "no %s named \"%s\"",
@@ -292,6 +367,8 @@ static void on_proposed(struct sl_store *s, const struct sl_store_result *res, v
                          strlen(op->name));
     if (o)
         json_object_set_new(o, "revision", json_integer((json_int_t)res->fsm.revision));
+    if (o && op->route == SL_ROUTE_WRITER_PUT) /* the writer's revision is its epoch */
+        json_object_set_new(o, "epoch", json_integer((json_int_t)res->fsm.revision));
     reply_json(op, 200, res->fsm.revision, o);
 }
 
@@ -577,6 +654,25 @@ static bool shares_fit(struct op *op)
     return fit && rc == 0;
 }
 
+/* A writer PUT names a target of an existing proxy: checked against this (the leading) node's
+ * applied state for a precise 404; the state machine checks again at the commit and is the
+ * authority (a target deleted in between gives its 404 then). True to go on; false after
+ * answering. */
+static bool writer_target_ok(struct op *op)
+{
+    char detail[256];
+    switch (writer_target_exists(op)) {
+    case 1: return true;
+    case -2:
+        reply_problem(op, 500, 0, "could not read the configuration", NULL, NULL);
+        return false;
+    default:
+        writer_not_found(op, detail, sizeof detail);
+        reply_problem(op, 404, 0, detail, NULL, NULL);
+        return false;
+    }
+}
+
 static void on_write(struct sl_admin_request *rq, void *arg)
 {
     struct op *op = op_new(arg, rq);
@@ -592,6 +688,17 @@ static void on_write(struct sl_admin_request *rq, void *arg)
     case SL_ROUTE_PROXY_PUT: op->body = sl_validate_proxy(body, len, op->name, &e); break;
     case SL_ROUTE_TARGET_GROUP_PUT: op->body = sl_validate_target_group(body, len, &e); break;
     case SL_ROUTE_TARGETS_ADD: op->body = sl_validate_target(body, len, op->id, &e); break;
+    case SL_ROUTE_WRITER_PUT: {
+        /* Decided on the node the client called: the follower that forwarded it, or this one. */
+        char by[SL_RAFT_NAME_MAX + 1];
+        const char *origin = rq->http.origin;
+        if (rq->http.forwarded && origin && sl_raft_name_valid(origin, strlen(origin)) == 1)
+            snprintf(by, sizeof by, "%s", origin);
+        else
+            own_id(op->r, by);
+        op->body = sl_validate_writer(body, len, by, op->id, &e);
+        break;
+    }
     default: rop = SL_RAFT_DELETE; break;
     }
     if (rop == SL_RAFT_PUT && !op->body) {
@@ -605,7 +712,9 @@ static void on_write(struct sl_admin_request *rq, void *arg)
     }
     if (op->route == SL_ROUTE_PROXY_PUT && !secrets_exist(op))
         return;
-    if (!shares_fit(op))
+    if (op->route == SL_ROUTE_WRITER_PUT && !writer_target_ok(op))
+        return;
+    if (!shares_fit(op)) /* target groups and targets only; never a writer decision */
         return;
     propose(op, rop, kind);
 }
@@ -888,6 +997,66 @@ static void read_cluster(struct op *op)
     reply_json(op, 200, 0, doc);
 }
 
+/* The default writer, found by walking a proxy's targets in id order: the first READ_WRITE one,
+ * else the first one (targets[0] as node/store_source.c renders a proxy without a committed
+ * writer). */
+struct default_writer {
+    char first[SL_RAFT_NAME_MAX + 1], first_rw[SL_RAFT_NAME_MAX + 1];
+};
+
+static int default_writer_one(const char *name, size_t name_len, const char *json, size_t json_len,
+                              uint64_t revision, void *arg)
+{
+    struct default_writer *d = arg;
+    json_t *t = json_loadb(json, json_len, 0, NULL);
+    const char *id = json_string_value(json_object_get(t, "id"));
+    const char *role = json_string_value(json_object_get(t, "role"));
+    if (id && !d->first[0])
+        snprintf(d->first, sizeof d->first, "%s", id);
+    if (id && !d->first_rw[0] && (!role || strcmp(role, "READ_WRITE") == 0))
+        snprintf(d->first_rw, sizeof d->first_rw, "%s", id);
+    json_decref(t);
+    return d->first_rw[0] ? 1 : 0; /* found: stop the walk */
+}
+
+/* A proxy's writer: the committed one, with its epoch (the revision), or the default one (epoch
+ * 0, reason "default", no revision nor ETag) for a proxy that never had a writer decision, which
+ * is how the data path treats it. 404 without the proxy, or without a target to write to. */
+static void read_writer(struct op *op)
+{
+    json_t *o = NULL;
+    uint64_t rev = 0;
+    if (read_one(op, SL_RAFT_PROXY, op->name, &o, &rev) != 0)
+        return;
+    json_decref(o);
+    char *text = NULL;
+    int rc = sl_store_get(op->r->store, SL_RAFT_WRITER, op->name, NULL, &text, &rev);
+    if (rc == 0) {
+        o = json_loads(text, 0, NULL);
+        free(text);
+        if (o)
+            json_object_set_new(o, "epoch", json_integer((json_int_t)rev));
+        reply_json(op, 200, rev, o);
+        return;
+    }
+    struct default_writer d = {{0}, {0}};
+    if (rc > 0)
+        rc = sl_store_list(op->r->store, SL_RAFT_TARGET, op->name, default_writer_one, &d);
+    if (rc < 0) {
+        reply_problem(op, 500, 0, "could not read the configuration", NULL, NULL);
+        return;
+    }
+    const char *id = d.first_rw[0] ? d.first_rw : d.first;
+    if (!id[0]) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "proxy \"%s\" has no targets, so no writer", op->name);
+        reply_problem(op, 404, 0, detail, NULL, NULL);
+        return;
+    }
+    reply_json(op, 200, 0,
+               json_pack("{s:s,s:i,s:s}", "target", id, "epoch", 0, "reason", "default"));
+}
+
 static void serve_read(struct op *op)
 {
     json_t *o = NULL;
@@ -907,6 +1076,7 @@ static void serve_read(struct op *op)
             read_targets(op);
         }
         return;
+    case SL_ROUTE_WRITER_GET: read_writer(op); return;
     default: break;
     }
     /* The target group: the stored one, or the defaults (no revision, no ETag) for a proxy that
@@ -1082,6 +1252,8 @@ struct sl_admin_store_routes *sl_admin_store_routes(struct sl_admin_server *srv,
         {SL_ROUTE_TARGETS_ADD, on_write},
         {SL_ROUTE_TARGETS_LIST, on_read},
         {SL_ROUTE_TARGET_REMOVE, on_write},
+        {SL_ROUTE_WRITER_PUT, on_write},
+        {SL_ROUTE_WRITER_GET, on_read},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         sl_admin_handle(srv, table[i].id, table[i].fn, r);
@@ -1100,6 +1272,11 @@ void sl_admin_store_routes_set_health(struct sl_admin_store_routes *r,
 {
     r->health = *h;
     r->has_health = true;
+}
+
+void sl_admin_store_routes_set_node(struct sl_admin_store_routes *r, const char *node_id)
+{
+    snprintf(r->node_id, sizeof r->node_id, "%s", node_id ? node_id : "");
 }
 
 void sl_admin_store_routes_set_wait(struct sl_admin_store_routes *r, unsigned ms)

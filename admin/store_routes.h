@@ -1,5 +1,6 @@
 /* The admin routes backed by the Raft configuration store (raft/store.h): cluster status and
- * membership, secrets, proxies, target groups and targets (docs/admin-api.md, "Store routes").
+ * membership, secrets, proxies, target groups, targets and writers (docs/admin-api.md, "Store
+ * routes").
  *
  * Writes are validated (admin/validate.h), then proposed through the store; the answer comes after
  * the commit and carries the new revision (the Raft index) in the body and in ETag. A write that
@@ -59,6 +60,11 @@ void sl_admin_store_routes_set_reachability(struct sl_admin_store_routes *r,
 /* Add "target_health" to every entry of GET /v1/proxies/{name}/targets (the struct is copied). */
 void sl_admin_store_routes_set_health(struct sl_admin_store_routes *r,
                                       const struct sl_admin_target_health *h);
+
+/* This node's id (its file's node.id, 1..63 bytes of A-Z a-z 0-9 . _ -), which a writer decision
+ * taken on this node records as "decided_by". Until set, the node's Raft id (in decimal) is used.
+ */
+void sl_admin_store_routes_set_node(struct sl_admin_store_routes *r, const char *node_id);
 
 /* How long a read with ?min_revision=N waits for this node to apply N before answering 503
  * (default SL_ADMIN_MIN_REVISION_WAIT_MS). */

@@ -535,6 +535,53 @@ char *sl_validate_target(const char *body, size_t len, char id_out[SL_RAFT_NAME_
     return finish(in, out, rc, e);
 }
 
+/* A writer's reason: 1..SL_VALIDATE_REASON_MAX bytes, no control characters (it is logged). */
+static bool reason_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > SL_VALIDATE_REASON_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+char *sl_validate_writer(const char *body, size_t len, const char *decided_by,
+                         char target_out[SL_RAFT_NAME_MAX + 1], struct sl_validate_error *e)
+{
+    static const char *const keys[] = {"target", "reason", "revision", NULL};
+    const char *target = NULL;
+    clear(e);
+    json_t *in = load_object(body, len, e);
+    if (!in)
+        return NULL;
+    json_t *out = json_object();
+    if (!out)
+        return finish(in, out, oom(e), e);
+    int rc = 0;
+    if (json_object_get(in, "epoch"))
+        rc = fail(e, "epoch",
+                  "read-only (the writer's revision); send If-Match: \"<epoch>\" to make the "
+                  "change conditional on it");
+    else if (json_object_get(in, "decided_by"))
+        rc = fail(e, "decided_by", "read-only (the node that takes the request sets it)");
+    if (rc == 0)
+        rc = check_keys(in, "", keys, e);
+    if (rc == 0)
+        rc =
+            take_string(in, out, "", "target", name_ok, NULL,
+                        "must be the id of one of the proxy's targets (" NAME_RULE ")", &target, e);
+    if (rc == 0)
+        rc = take_string(in, out, "", "reason", reason_ok, "manual",
+                         "must be 1..200 bytes without control characters", NULL, e);
+    if (rc == 0 && json_object_set_new(out, "decided_by", json_string(decided_by)) != 0)
+        rc = oom(e);
+    if (rc == 0)
+        snprintf(target_out, SL_RAFT_NAME_MAX + 1, "%s", target);
+    return finish(in, out, rc, e);
+}
+
 int sl_validate_target_database(const char *target, size_t len, char out[SL_VALIDATE_DATABASE_MAX])
 {
     json_t *t = json_loadb(target, len, 0, NULL);

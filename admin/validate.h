@@ -38,6 +38,17 @@ char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_
 char *sl_validate_target(const char *body, size_t len, char id_out[SL_RAFT_NAME_MAX + 1],
                          struct sl_validate_error *err);
 
+/* Longest writer "reason", in bytes. */
+#define SL_VALIDATE_REASON_MAX 200
+/* The writer decision of a proxy: {"target": id, "reason": text} ("reason" defaults to "manual",
+ * 1..SL_VALIDATE_REASON_MAX bytes without control characters). The stored body adds "decided_by"
+ * (the node taking the decision: the caller gives its id). "revision" is dropped as elsewhere;
+ * "epoch" and "decided_by", which GET shows, are refused rather than ignored: an epoch in the
+ * body would read as a condition that is not checked (If-Match is). The target id is copied to
+ * target_out; whether the proxy has that target is the caller's check (and the state machine's). */
+char *sl_validate_writer(const char *body, size_t len, const char *decided_by,
+                         char target_out[SL_RAFT_NAME_MAX + 1], struct sl_validate_error *err);
+
 /* max_connections_percent of a stored target group (a body sl_validate_target_group returned);
  * NULL, for a proxy without a target group, gives the default (100). */
 unsigned sl_validate_pool_percent(const char *target_group);

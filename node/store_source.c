@@ -83,31 +83,65 @@ static json_t *render_auth(json_t *body, json_t *secrets, const char *name, stru
     return out;
 }
 
-/* The registered targets, READ_WRITE ones first (targets[0] is the writer), each group in id
- * order; with readers_only, the READ_ONLY ones alone (a READ_ONLY endpoint). Entries without a
- * usable host or port are rendered as they are for the parser to reject. */
-static json_t *render_targets(json_t *targets, bool readers_only)
+/* Appends target t's address to out. 0, or -1 when memory ran out. */
+static int append_target(json_t *out, json_t *t)
+{
+    json_t *e = json_object();
+    if (!e || copy_key(e, t, "host") != 0 || copy_key(e, t, "port") != 0 ||
+        json_array_append_new(out, e) != 0) {
+        json_decref(e);
+        return -1;
+    }
+    return 0;
+}
+
+/* The id of the proxy's committed writer (the "writers" resource of the store) when it names one
+ * of the proxy's targets, else NULL: the default writer then (the first READ_WRITE target). */
+static const char *committed_writer(json_t *state, const char *name, json_t *targets)
+{
+    json_t *w = json_object_get(json_object_get(state, "writers"), name);
+    const char *id = json_string_value(json_object_get(w, "target"));
+    return id && json_object_get(targets, id) ? id : NULL;
+}
+
+/* A proxy's targets for the data path, whose targets[0] is the writer.
+ *
+ * Every registered target is listed, whoever writes: first the writer (the committed one, when
+ * there is one), then the others, READ_WRITE ones then READ_ONLY ones, each group in id order.
+ * Without a committed writer that is the first READ_WRITE target (else the first target), as
+ * before writers were committed. Why all of them, always: the data path treats a change of
+ * targets[0] within the same set of targets as a writer switch in place (pool/worker.c,
+ * switch_writer: every connection to the old writer goes at once, sessions follow to the new
+ * one), whereas a change of the set replaces the proxy and lets the old sessions finish on the
+ * old pools, which would keep writing to a demoted writer. Keeping the set stable across writer
+ * decisions makes each of them a switch in place.
+ *
+ * With readers_only (a READ_ONLY endpoint): the READ_ONLY targets alone, never the committed
+ * writer (a promoted reader stops being a reader). Entries without a usable host or port are
+ * rendered as they are for the parser to reject. */
+static json_t *render_targets(json_t *targets, const char *writer, bool readers_only)
 {
     json_t *out = json_array();
     const char *id;
     json_t *t;
 
+    if (out && writer && !readers_only && append_target(out, json_object_get(targets, writer)))
+        goto oom;
     for (int pass = readers_only ? 1 : 0; out && pass < 2; pass++) {
         json_object_foreach(targets, id, t)
         {
             const char *role = json_string_value(json_object_get(t, "role"));
-            bool writer = !role || strcmp(role, "READ_WRITE") == 0;
-            if (writer != (pass == 0))
+            bool rw = !role || strcmp(role, "READ_WRITE") == 0;
+            if (rw != (pass == 0) || (writer && strcmp(id, writer) == 0))
                 continue;
-            json_t *e = json_object();
-            if (!e || copy_key(e, t, "host") != 0 || copy_key(e, t, "port") != 0 ||
-                json_array_append_new(out, e) != 0) {
-                json_decref(out);
-                return NULL;
-            }
+            if (append_target(out, t) != 0)
+                goto oom;
         }
     }
     return out;
+oom:
+    json_decref(out);
+    return NULL;
 }
 
 /* The document around a list of proxies: this node's settings from its file. */
@@ -153,9 +187,36 @@ static int check_alone(const struct sl_config *file, json_t *entry, const char *
     return rc;
 }
 
+/* The committed writer of a served proxy, one line in writers (the node logs it when it changes:
+ * the epoch is not part of the data path's configuration); a committed writer that names no
+ * target of the proxy (the state machine does not let that happen) is noted. */
+static void note_writer(json_t *state, const char *name, json_t *targets, const char *writer,
+                        struct sl_buf *notes, struct sl_buf *writers)
+{
+    json_t *w = json_object_get(json_object_get(state, "writers"), name);
+    if (!w)
+        return;
+    if (!writer) {
+        const char *id = json_string_value(json_object_get(w, "target"));
+        note(notes, name,
+             "the committed writer names no target of the proxy (%s); writing to "
+             "the default writer",
+             id ? id : "none");
+        return;
+    }
+    const char *by = json_string_value(json_object_get(w, "decided_by"));
+    const char *reason = json_string_value(json_object_get(w, "reason"));
+    json_t *t = json_object_get(targets, writer);
+    const char *host = json_string_value(json_object_get(t, "host"));
+    note(writers, name, "writer is target %s (%s:%lld), epoch %lld, decided by %s: %s", writer,
+         host ? host : "?", (long long)json_integer_value(json_object_get(t, "port")),
+         (long long)json_integer_value(json_object_get(w, "revision")), by ? by : "?",
+         reason ? reason : "");
+}
+
 /* One proxy entry in the file format, or NULL (with a note) when it cannot be served. */
 static json_t *render_proxy(const struct sl_config *file, json_t *state, const char *name,
-                            json_t *body, struct sl_buf *notes)
+                            json_t *body, struct sl_buf *notes, struct sl_buf *writers)
 {
     static const char *const keys[] = {"require_tls", "idle_client_timeout", "debug_logging"};
     json_t *targets = json_object_get(json_object_get(state, "targets"), name);
@@ -177,7 +238,9 @@ static json_t *render_proxy(const struct sl_config *file, json_t *state, const c
     json_t *e = json_pack("{s:s,s:{s:s,s:O*},s:o}", "name", name, "listen", "host",
                           file->cluster->data_address, "port", json_object_get(body, "listen_port"),
                           "auth", auth);
-    json_t *list = e ? render_targets(targets, false) : NULL;
+    const char *writer = committed_writer(state, name, targets);
+    note_writer(state, name, targets, writer, notes, writers);
+    json_t *list = e ? render_targets(targets, writer, false) : NULL;
     bool ok = list && json_object_set_new(e, "targets", list) == 0;
     for (size_t k = 0; ok && k < sizeof keys / sizeof keys[0]; k++)
         ok = copy_key(e, body, keys[k]) == 0;
@@ -224,14 +287,18 @@ static int add_rendered(const struct sl_config *file, json_t *proxies, json_t *e
 
 /* A proxy's extra endpoints (RDS's DBProxyEndpoint): each is served as a proxy of its own named
  * "<proxy>.<endpoint>", on the endpoint's port, with the proxy's users and pool settings. A
- * READ_WRITE endpoint reaches the proxy's targets like the proxy itself; a READ_ONLY one reaches
- * the READ_ONLY targets (the first of them: reads are not balanced across readers yet). */
+ * READ_WRITE endpoint reaches the proxy's targets like the proxy itself (the writer first); a
+ * READ_ONLY one reaches the READ_ONLY targets but the committed writer (the first of them: reads
+ * are not balanced across readers yet). A READ_ONLY endpoint left without a reader is not served;
+ * its set of targets changes when a reader is promoted, so it is replaced (its sessions finish on
+ * the old target, which is what a reader's session should do). */
 static int render_endpoints(const struct sl_config *file, json_t *state, const char *name,
                             json_t *body, json_t *proxy, json_t *proxies, struct sl_buf *notes)
 {
     size_t i;
     json_t *ep;
     json_t *targets = json_object_get(json_object_get(state, "targets"), name);
+    const char *writer = committed_writer(state, name, targets);
     json_array_foreach(json_object_get(body, "endpoints"), i, ep)
     {
         const char *ep_name = json_string_value(json_object_get(ep, "name"));
@@ -245,12 +312,15 @@ static int render_endpoints(const struct sl_config *file, json_t *state, const c
             continue;
         }
         bool readers = role && strcmp(role, "READ_ONLY") == 0;
-        json_t *list = render_targets(targets, readers);
+        json_t *list = render_targets(targets, writer, readers);
         if (!list)
             return -1;
         if (json_array_size(list) == 0) {
             json_decref(list);
-            note(notes, full, "endpoint not served: no READ_ONLY targets registered");
+            json_t *w = writer ? json_object_get(targets, writer) : NULL;
+            const char *wrole = json_string_value(json_object_get(w, "role"));
+            note(notes, full, "endpoint not served: no READ_ONLY targets registered%s",
+                 wrole && strcmp(wrole, "READ_ONLY") == 0 ? " but the committed writer" : "");
             continue;
         }
         json_t *e = json_deep_copy(proxy);
@@ -270,7 +340,7 @@ static int render_endpoints(const struct sl_config *file, json_t *state, const c
 int sl_store_render_config(const struct sl_config *file, const char *dump,
                            struct sl_store_render *out, char *err, size_t errlen)
 {
-    struct sl_buf notes;
+    struct sl_buf notes, writers;
     json_error_t jerr;
     json_t *state = json_loads(dump, 0, &jerr);
     json_t *proxies = json_array();
@@ -280,6 +350,7 @@ int sl_store_render_config(const struct sl_config *file, const char *dump,
 
     memset(out, 0, sizeof *out);
     memset(&notes, 0, sizeof notes);
+    memset(&writers, 0, sizeof writers);
     if (!state || !json_is_object(json_object_get(state, "proxies"))) {
         snprintf(err, errlen, "the store's dump is not a configuration document");
         goto done;
@@ -288,7 +359,7 @@ int sl_store_render_config(const struct sl_config *file, const char *dump,
         goto oom;
     json_object_foreach(json_object_get(state, "proxies"), name, body)
     {
-        json_t *e = render_proxy(file, state, name, body, &notes);
+        json_t *e = render_proxy(file, state, name, body, &notes, &writers);
         if (!e)
             continue;
         json_incref(e);
@@ -302,7 +373,8 @@ int sl_store_render_config(const struct sl_config *file, const char *dump,
     root = render_root(file, proxies);
     out->doc = root ? json_dumps(root, JSON_COMPACT) : NULL;
     out->notes = strndup(notes.len ? (const char *)notes.data : "", notes.len);
-    if (out->doc && out->notes)
+    out->writers = strndup(writers.len ? (const char *)writers.data : "", writers.len);
+    if (out->doc && out->notes && out->writers)
         goto done;
 oom:
     sl_store_render_free(out);
@@ -312,6 +384,7 @@ done:
     json_decref(proxies);
     json_decref(state);
     sl_buf_free(&notes);
+    sl_buf_free(&writers);
     return out->doc ? 0 : -1;
 }
 
@@ -319,7 +392,8 @@ void sl_store_render_free(struct sl_store_render *r)
 {
     free(r->doc);
     free(r->notes);
-    r->doc = r->notes = NULL;
+    free(r->writers);
+    r->doc = r->notes = r->writers = NULL;
 }
 
 void sl_store_source_init(struct sl_store_source *src, const struct sl_config *file,
@@ -338,16 +412,39 @@ void sl_store_source_free(struct sl_store_source *src)
 {
     sl_store_source_forget(src);
     free(src->last_notes);
-    src->last_notes = NULL;
+    free(src->last_writers);
+    src->last_notes = src->last_writers = NULL;
 }
 
-static void log_notes(const char *notes)
+static void log_lines(const char *lines, bool warn)
 {
-    while (*notes) {
-        const char *nl = strchr(notes, '\n');
-        int len = nl ? (int)(nl - notes) : (int)strlen(notes);
-        sl_warn(0, "%.*s", len, notes);
-        notes += len + (nl ? 1 : 0);
+    while (*lines) {
+        const char *nl = strchr(lines, '\n');
+        int len = nl ? (int)(nl - lines) : (int)strlen(lines);
+        if (warn)
+            sl_warn(0, "%.*s", len, lines);
+        else
+            sl_info(0, "%.*s", len, lines);
+        lines += len + (nl ? 1 : 0);
+    }
+}
+
+/* The lines of now that were not in before (both '\n'-terminated lines, or before NULL). */
+static void log_new_lines(const char *before, const char *now)
+{
+    while (*now) {
+        const char *nl = strchr(now, '\n');
+        size_t len = nl ? (size_t)(nl - now) + 1 : strlen(now);
+        bool seen = false;
+        for (const char *b = before; b && *b && !seen;) {
+            const char *bnl = strchr(b, '\n');
+            size_t blen = bnl ? (size_t)(bnl - b) + 1 : strlen(b);
+            seen = blen == len && memcmp(b, now, len) == 0;
+            b += blen;
+        }
+        if (!seen)
+            sl_info(0, "%.*s", (int)(nl ? len - 1 : len), now);
+        now += len;
     }
 }
 
@@ -367,10 +464,17 @@ int sl_store_source_load(struct sl_store_source *src, struct sl_config **out, ch
     if (rc != 0)
         return -1;
     if (!src->last_notes || strcmp(src->last_notes, r.notes) != 0) {
-        log_notes(r.notes);
+        log_lines(r.notes, true);
         free(src->last_notes);
         src->last_notes = r.notes;
         r.notes = NULL;
+    }
+    /* Each committed writer once per epoch (a new decision is a new line). */
+    if (!src->last_writers || strcmp(src->last_writers, r.writers) != 0) {
+        log_new_lines(src->last_writers, r.writers);
+        free(src->last_writers);
+        src->last_writers = r.writers;
+        r.writers = NULL;
     }
     if (src->last_doc && strcmp(src->last_doc, r.doc) == 0) {
         sl_store_render_free(&r);

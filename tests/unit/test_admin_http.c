@@ -116,6 +116,14 @@ static void test_get_fields(void **state)
     sl_http_request_free(&r);
     parse_one("PUT /v1/secrets/a HTTP/1.1\r\nX-Sluice-Forwarded: yes\r\n\r\n", &r);
     assert_false(r.forwarded);
+    assert_null(r.origin);
+    sl_http_request_free(&r);
+    /* The node a forwarded write first reached (whether it is believed is the routes' call). */
+    parse_one("PUT /v1/proxies/a/writer HTTP/1.1\r\nX-Sluice-Forwarded: 1\r\n"
+              "x-sluice-origin: node-b \r\n\r\n",
+              &r);
+    assert_true(r.forwarded);
+    assert_string_equal(r.origin, "node-b");
     sl_http_request_free(&r);
 }
 
@@ -322,6 +330,9 @@ static void test_malformed(void **state)
                      400);
     assert_int_equal(parse_error("GET / HTTP/1.1\r\nIf-Match: 1\r\nif-match: 2\r\n\r\n", 0, 0),
                      400);
+    assert_int_equal(
+        parse_error("PUT / HTTP/1.1\r\nX-Sluice-Origin: a\r\nX-Sluice-Origin: b\r\n\r\n", 0, 0),
+        400);
     /* The first request is served; the broken second one fails. */
     assert_int_equal(parse_error("GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nX\r\n\r\n", 0, 0), 400);
 }

@@ -36,10 +36,13 @@ static const struct expect every_route[] = {
     {"POST", "/v1/proxies/p1/targets", SL_ROUTE_TARGETS_ADD, "p1", NULL},
     {"GET", "/v1/proxies/p1/targets", SL_ROUTE_TARGETS_LIST, "p1", NULL},
     {"DELETE", "/v1/proxies/p1/targets/db-2", SL_ROUTE_TARGET_REMOVE, "p1", "db-2"},
+    {"PUT", "/v1/proxies/p1/writer", SL_ROUTE_WRITER_PUT, "p1", NULL},
+    {"GET", "/v1/proxies/p1/writer", SL_ROUTE_WRITER_GET, "p1", NULL},
     {"GET", "/v1/stats", SL_ROUTE_STATS, NULL, NULL},
     {"GET", "/metrics", SL_ROUTE_METRICS, NULL, NULL},
     {"GET", "/v1/budget", SL_ROUTE_BUDGET_GET, NULL, NULL},
     {"POST", "/v1/internal/budget/report", SL_ROUTE_BUDGET_REPORT, NULL, NULL},
+    {"POST", "/v1/internal/failover/report", SL_ROUTE_FAILOVER_REPORT, NULL, NULL},
 };
 
 static void test_every_route(void **state)
@@ -93,6 +96,8 @@ static void test_wrong_method(void **state)
     bad_method("DELETE", "/v1/proxies/x/target-group", "PUT, GET");
     bad_method("PUT", "/v1/proxies/x/targets", "POST, GET");
     bad_method("GET", "/v1/proxies/x/targets/t", "DELETE");
+    bad_method("DELETE", "/v1/proxies/x/writer", "PUT, GET");
+    bad_method("POST", "/v1/proxies/x/writer", "PUT, GET");
     bad_method("POST", "/v1/stats", "GET");
     bad_method("get", "/metrics", "GET"); /* methods are case-sensitive */
 }
@@ -110,6 +115,8 @@ static void test_not_found(void **state)
         "/v1/proxies//targets",
         "/v1/proxies/a/b",
         "/v1/proxies/a/targets/b/c",
+        "/v1/proxies/a/writer/",
+        "/v1/proxies/a/writer/b",
         "/V1/health",
         "/metrics/x",
         "/v1/cluster/nodes/",

@@ -6,8 +6,12 @@
  * test_single: a one-node cluster; secrets, proxies, target groups and targets through their
  * whole life (validation 400s, 404s, If-Match 412, ETags, cascading delete), ?consistent=true,
  * ?min_revision (satisfied by a later write, and timing out), GET /v1/cluster, 401.
+ * test_writer: a one-node cluster; a proxy's writer: the default one, decisions with their epoch,
+ * If-Match on the epoch, 404s naming the proxy or the target, decided_by (also when forwarded),
+ * the writer's target kept (409), deleted with the proxy.
  * test_follower: a two-node cluster; writes and consistent reads on the follower without a
- * forwarder (503 + Retry-After), with one (called with the leader's id), already forwarded (503);
+ * forwarder (503 + Retry-After), with one (called with the leader's id and the follower as the
+ * origin), already forwarded (503);
  * a third node added and removed through POST/DELETE /v1/cluster/nodes on the leader. */
 #include <arpa/inet.h>
 #include <ftw.h>
@@ -554,12 +558,137 @@ static void test_single(void **state)
     expect_problem(call(0, "DELETE", "/v1/proxies/app", NULL), 404, "no proxy named \"app\"");
 }
 
+/* ---- test_writer ------------------------------------------------------------------------------
+ */
+
+static void test_writer(void **state)
+{
+    start_cluster(1);
+    wait_leader(1);
+    start_admin(0, NULL);
+    sl_admin_store_routes_set_node(t.a[0].routes, "node-a");
+    struct call *c;
+    char hdr[128];
+
+    expect_problem(call(0, "GET", "/v1/proxies/app/writer", NULL), 404, "no proxy named \"app\"");
+    expect_problem(call(0, "PUT", "/v1/proxies/app/writer", "{\"target\":\"db1\"}"), 404,
+                   "no proxy named \"app\"");
+    expect(0, "PUT", "/v1/secrets/app-user", "{\"ref\":\"env:APP_USER\"}", 200);
+    expect(0, "PUT", "/v1/proxies/app", PROXY_BODY, 200);
+    expect_problem(call(0, "GET", "/v1/proxies/app/writer", NULL), 404,
+                   "proxy \"app\" has no targets");
+
+    /* The default writer: targets[0] as the data path renders it (the first READ_WRITE target by
+     * id, else the first target), epoch 0, no revision and no ETag. */
+    expect(0, "POST", "/v1/proxies/app/targets",
+           "{\"id\":\"db1\",\"host\":\"10.0.0.1\",\"role\":\"READ_ONLY\"}", 200);
+    c = call(0, "GET", "/v1/proxies/app/writer", NULL);
+    assert_int_equal(c->status, 200);
+    assert_string_equal(jstr(c->json, "target"), "db1");
+    call_free(c);
+    expect(0, "POST", "/v1/proxies/app/targets", "{\"id\":\"db3\",\"host\":\"10.0.0.3\"}", 200);
+    expect(0, "POST", "/v1/proxies/app/targets", "{\"id\":\"db2\",\"host\":\"10.0.0.2\"}", 200);
+    c = call(0, "GET", "/v1/proxies/app/writer", NULL);
+    assert_int_equal(c->status, 200);
+    assert_false(has_header(c, "ETag"));
+    assert_string_equal(jstr(c->json, "target"), "db2");
+    assert_int_equal(jint(c->json, "epoch"), 0);
+    assert_string_equal(jstr(c->json, "reason"), "default");
+    assert_null(json_object_get(c->json, "revision"));
+    call_free(c);
+
+    /* Validation, and the target must be one of the proxy's. */
+    expect_problem(call(0, "PUT", "/v1/proxies/app/writer", "{}"), 400, "target: required");
+    expect_problem(call(0, "PUT", "/v1/proxies/app/writer", "{\"target\":\"db1\",\"epoch\":3}"),
+                   400, "epoch: read-only");
+    expect_problem(call(0, "PUT", "/v1/proxies/app/writer", "{\"target\":\"db9\"}"), 404,
+                   "no target \"db9\" in proxy \"app\"");
+    c = call_start(0, "PUT", "/v1/proxies/app/writer", AUTH_H "If-Match: \"0\"\r\n",
+                   "{\"target\":\"db1\"}");
+    call_wait(c);
+    expect_problem(c, 400, "If-Match");
+
+    /* A decision: its revision is the epoch, in the body and the ETag. */
+    c = call(0, "PUT", "/v1/proxies/app/writer",
+             "{\"target\":\"db1\",\"reason\":\"db2 lost; db1 promoted\"}");
+    assert_int_equal(c->status, 200);
+    uint64_t epoch = (uint64_t)jint(c->json, "epoch");
+    assert_true(epoch > 0);
+    assert_int_equal(jint(c->json, "revision"), (json_int_t)epoch);
+    assert_string_equal(jstr(c->json, "target"), "db1");
+    assert_string_equal(jstr(c->json, "reason"), "db2 lost; db1 promoted");
+    assert_string_equal(jstr(c->json, "decided_by"), "node-a");
+    char etag[64];
+    snprintf(etag, sizeof etag, "ETag: \"%llu\"\r\n", (unsigned long long)epoch);
+    assert_true(has_header(c, etag));
+    call_free(c);
+    c = call(0, "GET", "/v1/proxies/app/writer", NULL);
+    assert_int_equal(c->status, 200);
+    assert_true(has_header(c, etag));
+    assert_int_equal(jint(c->json, "epoch"), (json_int_t)epoch);
+    assert_int_equal(jint(c->json, "revision"), (json_int_t)epoch);
+    assert_string_equal(jstr(c->json, "target"), "db1");
+    assert_string_equal(jstr(c->json, "decided_by"), "node-a");
+    call_free(c);
+
+    /* Compare-and-set on the epoch: a stale one is 412 and changes nothing. */
+    snprintf(hdr, sizeof hdr, AUTH_H "If-Match: \"%llu\"\r\n", (unsigned long long)epoch - 1);
+    c = call_start(0, "PUT", "/v1/proxies/app/writer", hdr, "{\"target\":\"db3\"}");
+    call_wait(c);
+    assert_int_equal(jint(c->json, "revision"), (json_int_t)epoch);
+    expect_problem(c, 412, "the writer's epoch (revision) is");
+    snprintf(hdr, sizeof hdr, AUTH_H "If-Match: %llu\r\n", (unsigned long long)epoch);
+    c = call_start(0, "PUT", "/v1/proxies/app/writer", hdr, "{\"target\":\"db3\"}");
+    call_wait(c);
+    assert_int_equal(c->status, 200);
+    uint64_t epoch2 = (uint64_t)jint(c->json, "epoch");
+    assert_true(epoch2 > epoch);
+    assert_string_equal(jstr(c->json, "reason"), "manual");
+    call_free(c);
+
+    /* Forwarded from a follower: the follower is the node the decision was taken on. Not
+     * forwarded: the origin header is not believed. */
+    c = call_start(0, "PUT", "/v1/proxies/app/writer",
+                   AUTH_H "X-Sluice-Forwarded: 1\r\nX-Sluice-Origin: node-b\r\n",
+                   "{\"target\":\"db2\"}");
+    call_wait(c);
+    assert_int_equal(c->status, 200);
+    assert_string_equal(jstr(c->json, "decided_by"), "node-b");
+    call_free(c);
+    c = call_start(0, "PUT", "/v1/proxies/app/writer", AUTH_H "X-Sluice-Origin: node-c\r\n",
+                   "{\"target\":\"db2\"}");
+    call_wait(c);
+    assert_int_equal(c->status, 200);
+    assert_string_equal(jstr(c->json, "decided_by"), "node-a");
+    call_free(c);
+
+    /* The committed writer's target stays until another writer is committed (409); the others go.
+     */
+    c = call(0, "DELETE", "/v1/proxies/app/targets/db2", NULL);
+    assert_true(jint(c->json, "epoch") > (json_int_t)epoch2);
+    expect_problem(c, 409, "target \"db2\" is the committed writer of proxy \"app\"");
+    expect(0, "DELETE", "/v1/proxies/app/targets/db3", NULL, 200);
+    /* A writer PUT is not refused by the connection-share rule (targets and target groups are). */
+    expect(0, "PUT", "/v1/proxies/app/target-group",
+           "{\"connection_pool_config\":{\"max_connections_percent\":100}}", 200);
+    expect(0, "PUT", "/v1/proxies/app/writer", "{\"target\":\"db1\"}", 200);
+    expect(0, "DELETE", "/v1/proxies/app/targets/db2", NULL, 200);
+
+    /* Deleting the proxy deletes its writer. */
+    expect(0, "DELETE", "/v1/proxies/app", NULL, 200);
+    expect(0, "GET", "/v1/proxies/app/writer", NULL, 404);
+    char *text = NULL;
+    uint64_t rev;
+    assert_int_equal(sl_store_get(t.n[0].s, SL_RAFT_WRITER, "app", NULL, &text, &rev), 1);
+}
+
 /* ---- test_follower ----------------------------------------------------------------------------
  */
 
 struct forwarded {
     int calls;
     uint64_t leader_id;
+    char origin[64]; /* X-Sluice-Origin of the last forwarded request */
 };
 
 /* Records the call and answers as a forwarder would after talking to the leader. */
@@ -568,6 +697,7 @@ static void test_forward(void *arg, struct sl_admin_request *rq, uint64_t leader
     struct forwarded *f = arg;
     f->calls++;
     f->leader_id = leader_id;
+    snprintf(f->origin, sizeof f->origin, "%s", rq->http.origin ? rq->http.origin : "");
     struct sl_http_response head = {.status = 200};
     sl_admin_reply_json(rq, &head, json_pack("{s:b}", "forwarded", 1));
 }
@@ -618,13 +748,24 @@ static void test_follower(void **state)
     expect(2, "DELETE", "/v1/proxies/p", NULL, 200);
     expect(2, "GET", "/v1/proxies?consistent=true", NULL, 200);
     assert_int_equal(fw.calls, 3);
+    /* The follower names itself as the origin (its Raft id until the node gives its id). */
+    char fol_id[8];
+    snprintf(fol_id, sizeof fol_id, "%u", fol + 1);
+    assert_string_equal(fw.origin, fol_id);
+    sl_admin_store_routes_set_node(t.a[2].routes, "node-b");
+    expect(2, "PUT", "/v1/proxies/p/writer", "{\"target\":\"db1\"}", 200);
+    assert_int_equal(fw.calls, 4);
+    assert_string_equal(fw.origin, "node-b");
+    expect_problem(call(2, "PUT", "/v1/proxies/p/writer", "{\"target\":\"db 1\"}"), 400,
+                   "target: must be");
+    assert_int_equal(fw.calls, 4);
     /* Already forwarded: no second hop. */
     c = call_start(2, "PUT", "/v1/secrets/s", AUTH_H "X-Sluice-Forwarded: 1\r\n",
                    "{\"ref\":\"env:S\"}");
     call_wait(c);
     assert_true(has_header(c, "Retry-After: 1\r\n"));
     expect_problem(c, 503, "forwarded here");
-    assert_int_equal(fw.calls, 3);
+    assert_int_equal(fw.calls, 4);
 
     /* Plain reads are served by the follower from its applied state. */
     expect(leader, "PUT", "/v1/secrets/s", "{\"ref\":\"env:S\"}", 200);
@@ -691,6 +832,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN); /* raft_uv writes to peers that may have gone */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_single, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,7 +13,7 @@
 #include "admin/validate.h"
 #include "base/secret.h"
 
-enum kind { SECRET, PROXY, GROUP, TARGET, NODE };
+enum kind { SECRET, PROXY, GROUP, TARGET, NODE, WRITER };
 
 static char *run(enum kind k, const char *body, struct sl_validate_error *e)
 {
@@ -27,6 +27,7 @@ static char *run(enum kind k, const char *body, struct sl_validate_error *e)
     case GROUP: return sl_validate_target_group(body, len, e);
     case TARGET: return sl_validate_target(body, len, id, e);
     case NODE: return sl_validate_node(body, len, &nid, addr, e);
+    case WRITER: return sl_validate_writer(body, len, "n2", id, e);
     }
     return NULL;
 }
@@ -324,6 +325,60 @@ static void test_target(void **state)
     bad(TARGET, "{\"id\":\"a\",\"host\":\"h\",\"weight\":1}", "weight", "weight: unknown field");
 }
 
+static void test_writer(void **state)
+{
+    ok(WRITER, "{\"target\":\"db2\"}",
+       "{\"decided_by\":\"n2\",\"reason\":\"manual\",\"target\":\"db2\"}");
+    ok(WRITER, "{\"target\":\"r.1_x-2\",\"reason\":\"db1 lost its disk; db2 promoted\"}",
+       "{\"decided_by\":\"n2\",\"reason\":\"db1 lost its disk; db2 promoted\",\"target\":"
+       "\"r.1_x-2\"}");
+    /* "revision" is dropped as elsewhere (If-Match is the condition). */
+    ok(WRITER, "{\"target\":\"db2\",\"revision\":9}",
+       "{\"decided_by\":\"n2\",\"reason\":\"manual\",\"target\":\"db2\"}");
+    char id[SL_RAFT_NAME_MAX + 1] = "";
+    struct sl_validate_error e;
+    const char *body = "{\"target\":\"db9\"}";
+    char *w = sl_validate_writer(body, strlen(body), "node-a", id, &e);
+    assert_non_null(w);
+    assert_string_equal(id, "db9");
+    assert_string_equal(w, "{\"decided_by\":\"node-a\",\"reason\":\"manual\",\"target\":\"db9\"}");
+    free(w);
+    /* The longest reason fits; one byte more does not. */
+    char big[300];
+    char reason[SL_VALIDATE_REASON_MAX + 2];
+    memset(reason, 'r', SL_VALIDATE_REASON_MAX);
+    reason[SL_VALIDATE_REASON_MAX] = '\0';
+    snprintf(big, sizeof big, "{\"target\":\"db1\",\"reason\":\"%s\"}", reason);
+    w = sl_validate_writer(big, strlen(big), "n1", id, &e);
+    assert_non_null(w);
+    free(w);
+    strcat(reason, "r");
+    snprintf(big, sizeof big, "{\"target\":\"db1\",\"reason\":\"%s\"}", reason);
+    const char *rule = "reason: must be 1..200 bytes without control characters";
+    bad(WRITER, big, "reason", rule);
+
+    bad(WRITER, "{}", "target", "target: required");
+    bad(WRITER, "{\"reason\":\"x\"}", "target", "target: required");
+    bad(WRITER, "{\"target\":1}", "target", "target: must be a string");
+    bad(WRITER, "{\"target\":\"a/b\"}", "target",
+        "target: must be the id of one of the proxy's targets (must be 1..63 characters from A-Z "
+        "a-z 0-9 . _ -)");
+    bad(WRITER, "{\"target\":\"\"}", "target",
+        "target: must be the id of one of the proxy's targets (must be 1..63 characters from A-Z "
+        "a-z 0-9 . _ -)");
+    bad(WRITER, "{\"target\":\"db1\",\"reason\":\"\"}", "reason", rule);
+    bad(WRITER, "{\"target\":\"db1\",\"reason\":\"a\\nb\"}", "reason", rule);
+    bad(WRITER, "{\"target\":\"db1\",\"reason\":7}", "reason", "reason: must be a string");
+    bad(WRITER, "{\"target\":\"db1\",\"weight\":1}", "weight", "weight: unknown field");
+    /* What GET shows but a PUT must not carry: an epoch would read as an unchecked condition. */
+    bad(WRITER, "{\"target\":\"db1\",\"epoch\":12}", "epoch",
+        "epoch: read-only (the writer's revision); send If-Match: \"<epoch>\" to make the change "
+        "conditional on it");
+    bad(WRITER, "{\"target\":\"db1\",\"decided_by\":\"n1\"}", "decided_by",
+        "decided_by: read-only (the node that takes the request sets it)");
+    bad(WRITER, "[\"db1\"]", "body", "body: must be a JSON object");
+}
+
 #define NODE_OK "\"raft_address\":\"127.0.0.1:7001\",\"admin_url\":\"http://127.0.0.1:8001\""
 
 static void test_node(void **state)
@@ -477,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_target),   cmocka_unit_test(test_node),
         cmocka_unit_test(test_transfer), cmocka_unit_test(test_names_and_ids),
         cmocka_unit_test(test_if_match), cmocka_unit_test(test_query),
+        cmocka_unit_test(test_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,6 +135,147 @@ static void test_endpoints(void **state)
     sl_config_free(file);
 }
 
+/* Writers: the committed writer first, then every other target (READ_WRITE, then READ_ONLY, by
+ * id), so a writer decision only changes targets[0]; READ_ONLY endpoints never reach the
+ * committed writer. */
+static const char writer_dump[] =
+    "{\"nodes\":{},\"proxies\":{\"main\":{\"auth\":[{\"secret\":\"app\"}],\"listen_port\":6033,"
+    "\"endpoints\":[{\"name\":\"rw\",\"port\":6040,\"target_role\":\"READ_WRITE\"},"
+    "{\"name\":\"ro\",\"port\":6041,\"target_role\":\"READ_ONLY\"}],\"revision\":3}},"
+    "\"secrets\":{\"app\":{\"ref\":\"env:APP\",\"revision\":2}},\"target_groups\":{},"
+    "\"targets\":{\"main\":{"
+    "\"r1\":{\"host\":\"10.0.0.11\",\"id\":\"r1\",\"port\":3306,\"role\":\"READ_ONLY\"},"
+    "\"r2\":{\"host\":\"10.0.0.12\",\"id\":\"r2\",\"port\":3306,\"role\":\"READ_ONLY\"},"
+    "\"w1\":{\"host\":\"10.0.0.1\",\"id\":\"w1\",\"port\":3306,\"role\":\"READ_WRITE\"},"
+    "\"w2\":{\"host\":\"10.0.0.2\",\"id\":\"w2\",\"port\":3306,\"role\":\"READ_WRITE\"}}},"
+    "\"writers\":{}}";
+
+/* Render writer_dump with "writers" replaced by writers (JSON text) and, unless keep is NULL,
+ * only the targets whose ids are in keep (a space-separated list). */
+static struct sl_config *render_writers(const struct sl_config *file, const char *writers,
+                                        const char *keep, struct sl_store_render *r)
+{
+    json_t *d = json_loads(writer_dump, 0, NULL);
+    assert_non_null(d);
+    json_object_set_new(d, "writers", json_loads(writers, 0, NULL));
+    json_t *targets = json_object_get(json_object_get(d, "targets"), "main");
+    const char *id;
+    json_t *t;
+    void *tmp;
+    json_object_foreach_safe(targets, tmp, id, t)
+    {
+        char word[8];
+        snprintf(word, sizeof word, " %s ", id);
+        char list[64];
+        snprintf(list, sizeof list, " %s ", keep ? keep : "");
+        if (keep && !strstr(list, word))
+            json_object_del(targets, id);
+    }
+    char *text = json_dumps(d, JSON_COMPACT);
+    char err[256];
+    assert_int_equal(sl_store_render_config(file, text, r, err, sizeof err), 0);
+    free(text);
+    json_decref(d);
+    return parse(SL_CONFIG_STORE, r->doc);
+}
+
+/* The hosts of a rendered proxy's targets, space-separated. */
+static const char *hosts(const struct sl_proxy_config *p)
+{
+    static char out[256];
+    out[0] = '\0';
+    for (size_t i = 0; i < p->n_targets; i++) {
+        strcat(out, i ? " " : "");
+        strcat(out, p->targets[i].host);
+    }
+    return out;
+}
+
+static const struct sl_proxy_config *proxy_named(const struct sl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_proxies; i++)
+        if (strcmp(cfg->proxies[i].name, name) == 0)
+            return &cfg->proxies[i];
+    return NULL;
+}
+
+static void test_writer(void **state)
+{
+    struct sl_config *file = parse(SL_CONFIG_FILE, file_json);
+    struct sl_store_render r;
+
+    /* No committed writer: the first READ_WRITE target writes; every other target follows. */
+    struct sl_config *cfg = render_writers(file, "{}", NULL, &r);
+    assert_int_equal(cfg->n_proxies, 3);
+    assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.1 10.0.0.2 10.0.0.11 10.0.0.12");
+    assert_string_equal(hosts(proxy_named(cfg, "main.rw")),
+                        "10.0.0.1 10.0.0.2 10.0.0.11 10.0.0.12");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11 10.0.0.12");
+    assert_string_equal(r.writers, "");
+    assert_string_equal(r.notes, "");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+
+    /* The committed writer first, whatever its role; the set of targets is the same. */
+    static const char promoted[] =
+        "{\"main\":{\"decided_by\":\"n1\",\"reason\":\"w1 lost\",\"revision\":42,"
+        "\"target\":\"r2\"}}";
+    cfg = render_writers(file, promoted, NULL, &r);
+    assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.12 10.0.0.1 10.0.0.2 10.0.0.11");
+    assert_string_equal(hosts(proxy_named(cfg, "main.rw")),
+                        "10.0.0.12 10.0.0.1 10.0.0.2 10.0.0.11");
+    /* A promoted reader is no reader any more. */
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11");
+    assert_string_equal(r.writers, "proxy main: writer is target r2 (10.0.0.12:3306), epoch 42, "
+                                   "decided by n1: w1 lost\n");
+    assert_string_equal(r.notes, "");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+
+    /* A READ_WRITE writer other than the default one. */
+    cfg = render_writers(file, "{\"main\":{\"revision\":7,\"target\":\"w2\"}}", NULL, &r);
+    assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.2 10.0.0.1 10.0.0.11 10.0.0.12");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11 10.0.0.12");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+
+    /* The only reader promoted: the READ_ONLY endpoint is not served, as without readers. */
+    cfg = render_writers(file, "{\"main\":{\"revision\":9,\"target\":\"r1\"}}", "w1 r1", &r);
+    assert_int_equal(cfg->n_proxies, 2);
+    assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.11 10.0.0.1");
+    assert_null(proxy_named(cfg, "main.ro"));
+    assert_string_equal(r.notes, "proxy main.ro: endpoint not served: no READ_ONLY targets "
+                                 "registered but the committed writer\n");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+
+    /* No reader at all: the note does not blame the (READ_WRITE) committed writer. */
+    cfg = render_writers(file, "{\"main\":{\"revision\":9,\"target\":\"w2\"}}", "w1 w2", &r);
+    assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.2 10.0.0.1");
+    assert_string_equal(r.notes,
+                        "proxy main.ro: endpoint not served: no READ_ONLY targets registered\n");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+
+    /* A writer naming a target the proxy does not have: the default writer, and a note. */
+    cfg = render_writers(file, "{\"main\":{\"revision\":9,\"target\":\"gone\"}}", NULL, &r);
+    assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.1 10.0.0.2 10.0.0.11 10.0.0.12");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11 10.0.0.12");
+    assert_string_equal(r.writers, "");
+    assert_string_equal(r.notes, "proxy main: the committed writer names no target of the proxy "
+                                 "(gone); writing to the default writer\n");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+
+    /* Only readers and no decision: the first of them writes, as before. */
+    cfg = render_writers(file, "{}", "r1 r2", &r);
+    assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.11 10.0.0.12");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11 10.0.0.12");
+    sl_config_free(cfg);
+    sl_store_render_free(&r);
+    sl_config_free(file);
+}
+
 static void test_empty_store(void **state)
 {
     static const char empty[] =
@@ -187,9 +328,8 @@ static void test_no_tls(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render),
-        cmocka_unit_test(test_endpoints),
-        cmocka_unit_test(test_empty_store),
+        cmocka_unit_test(test_render), cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_writer), cmocka_unit_test(test_empty_store),
         cmocka_unit_test(test_no_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
