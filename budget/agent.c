@@ -142,7 +142,7 @@ static char *leader_url(struct sl_budget *b)
 {
     struct sl_store_info info;
     sl_store_info(b->store, &info);
-    return info.leader_id ? sl_budget_node_field(b, info.leader_id, "admin_url") : NULL;
+    return info.leader_id ? sl_store_node_field(b->store, info.leader_id, "admin_url") : NULL;
 }
 
 static void on_report_timer(uv_timer_t *timer)

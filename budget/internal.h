@@ -114,9 +114,6 @@ bool sl_budget_leading(const struct sl_budget *b);
 /* routes.c */
 /* Read and parse the committed table. 0, or -1 (logged). */
 int sl_budget_read_table(struct sl_budget *b, struct sl_budget_table *t);
-/* A string field of a node's resource in the store ("admin_url", "data_address"), malloc'd, or
- * NULL when the node or the field is unknown. */
-char *sl_budget_node_field(struct sl_budget *b, uint64_t node, const char *field);
 void sl_budget_handle_closed(uv_handle_t *h);
 void sl_budget_maybe_free(struct sl_budget *b);
 

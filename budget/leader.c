@@ -236,7 +236,7 @@ static int fill_creds(const struct key_cfg *k, struct sl_dbprobe_request *rq)
 /* The data address of a node (its backends' source address), from its node resource. */
 static int node_address(struct sl_budget *b, uint64_t node, char *out, size_t cap)
 {
-    char *ip = sl_budget_node_field(b, node, "data_address");
+    char *ip = sl_store_node_field(b->store, node, "data_address");
     int rc = ip && strlen(ip) < cap ? 0 : -1;
     if (rc == 0)
         snprintf(out, cap, "%s", ip);

@@ -79,21 +79,6 @@ static json_t *table_json(const struct sl_budget *b, const struct sl_budget_tabl
                      sl_budget_leading(b), "budgets", keys, "leases", leases);
 }
 
-char *sl_budget_node_field(struct sl_budget *b, uint64_t node, const char *field)
-{
-    char name[24], *text = NULL, *value = NULL;
-    uint64_t rev;
-    snprintf(name, sizeof name, "%" PRIu64, node);
-    if (sl_store_get(b->store, SL_RAFT_NODE, name, NULL, &text, &rev) != 0)
-        return NULL;
-    json_t *doc = json_loads(text, 0, NULL);
-    const char *v = json_string_value(json_object_get(doc, field));
-    value = v ? strdup(v) : NULL;
-    json_decref(doc);
-    free(text);
-    return value;
-}
-
 static void on_get(struct sl_admin_request *rq, void *arg)
 {
     struct sl_budget *b = arg;
@@ -101,7 +86,7 @@ static void on_get(struct sl_admin_request *rq, void *arg)
     sl_store_info(b->store, &info);
     if (!sl_budget_leading(b) && info.leader_id && info.leader_id != info.id &&
         !rq->http.forwarded) {
-        char *url = sl_budget_node_field(b, info.leader_id, "admin_url");
+        char *url = sl_store_node_field(b->store, info.leader_id, "admin_url");
         if (url) {
             sl_fwd_send(b->fwd, rq, url);
             free(url);

@@ -23,6 +23,7 @@
 #include "base/secret.h"
 #include "base/stream.h"
 #include "budget/budget.h"
+#include "failover/coordinator.h"
 #include "node/args.h"
 #include "node/checks.h"
 #include "node/config_source.h"
@@ -57,9 +58,10 @@ struct node {
     struct sl_admin_store_routes *routes;
     struct sl_fwd *fwd;
     struct sl_admin_forwarder forwarder;
-    struct sl_probe *probe;   /* reachability of the other members */
-    struct sl_budget *budget; /* this node's share of the global connection budget */
-    SSL_CTX *fwd_tls;         /* checks the leader's admin certificate when forwarding over https */
+    struct sl_probe *probe;       /* reachability of the other members */
+    struct sl_budget *budget;     /* this node's share of the global connection budget */
+    struct sl_failover *failover; /* health reports to the leader; writer decisions on it */
+    SSL_CTX *fwd_tls; /* checks the leader's admin certificate when forwarding over https */
     uv_timer_t register_timer;
     uint64_t registered_term; /* term in which this node, as leader, registered the members */
     unsigned registering;     /* node registrations in flight */
@@ -140,6 +142,10 @@ static void on_left(void *arg)
 {
     struct node *n = arg;
     sl_info(0, "drained; exiting");
+    if (n->failover) { /* first: it reads the health checks */
+        sl_failover_close(n->failover);
+        n->failover = NULL;
+    }
     sl_node_checks_stop(&n->checks, on_checks_stopped, NULL);
     if (n->admin) {
         sl_admin_server_close(n->admin, on_admin_closed, n);
@@ -540,22 +546,15 @@ static size_t probe_targets(void *arg, struct sl_probe_target *out, size_t cap)
     sl_store_info(n->store, &info);
     size_t count = sl_store_members(n->store, m, 16), k = 0;
     for (size_t i = 0; i < count && i < 16 && k < cap; i++) {
-        char name[24], *text = NULL;
-        uint64_t rev;
         if (m[i].id == info.id)
             continue;
-        snprintf(name, sizeof name, "%" PRIu64, m[i].id);
-        if (sl_store_get(n->store, SL_RAFT_NODE, name, NULL, &text, &rev) != 0)
-            continue;
-        json_t *doc = json_loads(text, 0, NULL);
-        const char *url = json_string_value(json_object_get(doc, "admin_url"));
+        char *url = sl_store_node_field(n->store, m[i].id, "admin_url");
         if (url && strlen(url) < sizeof out[k].admin_url) {
             out[k].id = m[i].id;
             snprintf(out[k].admin_url, sizeof out[k].admin_url, "%s", url);
             k++;
         }
-        json_decref(doc);
-        free(text);
+        free(url);
     }
     return k;
 }
@@ -620,6 +619,23 @@ static int start_budget(struct node *n, const struct sl_config *cfg, char *err, 
     }
     sl_budget_routes(n->budget, n->admin);
     sl_budget_set_config(n->budget, cfg);
+    return 0;
+}
+
+static int start_failover(struct node *n, char *err, size_t errlen)
+{
+    char token[SL_TOKEN_MAX + 1];
+    if (sl_secret_resolve_token(n->file_cfg->admin->token, token, sizeof token, err, errlen) != 0)
+        return -1;
+    struct sl_failover_options opt = {
+        .node_id = n->file_cfg->cluster->id, .node_name = n->node_id, .token = token};
+    int rc = sl_failover_open(&n->failover, n->loop, n->store, n->checks.health, n->fwd, &opt);
+    OPENSSL_cleanse(token, sizeof token);
+    if (rc != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sl_failover_routes(n->failover, n->admin);
     return 0;
 }
 
@@ -718,7 +734,6 @@ int main(int argc, char **argv)
             sl_error(0, "cannot start the budget agent: %s", err);
             exit(1);
         }
-        sl_store_watch(n.store, on_store_applied, &n);
     }
     /* Health checks connect from the data address, like the pools (so a fence finds them). */
     const char *check_ip = n.file_cfg ? n.file_cfg->cluster->data_address : NULL;
@@ -729,6 +744,13 @@ int main(int argc, char **argv)
         exit(1);
     }
     sl_node_checks_config(&n.checks, cfg);
+    if (n.store) {
+        if (start_failover(&n, err, sizeof err) != 0) {
+            sl_error(0, "cannot start the failover coordinator: %s", err);
+            exit(1);
+        }
+        sl_store_watch(n.store, on_store_applied, &n);
+    }
     uv_signal_init(n.loop, &n.sighup);
     uv_signal_init(n.loop, &n.sigterm);
     uv_signal_init(n.loop, &n.sigint);

@@ -459,7 +459,8 @@ static void on_track_ok(void *arg, const uint8_t *payload, size_t len)
             explained = true;
             if (id >= 0) {
                 track_var(b, s, (enum sl_var_id)id, (const char *)e.value, e.value_len);
-            } else if (s && !exclude_sets) {
+            } else if (s && !exclude_sets &&
+                       !sl_var_server_maintained((const char *)e.name, e.name_len)) {
                 sl_session_pin(s, SL_PIN_SET_VARIABLE);
             }
             break;

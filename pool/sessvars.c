@@ -66,6 +66,11 @@ int sl_var_lookup(const char *name, size_t len)
     return -1;
 }
 
+bool sl_var_server_maintained(const char *name, size_t len)
+{
+    return name != NULL && name_matches(name, len, "last_gtid");
+}
+
 const char *sl_var_name(enum sl_var_id id)
 {
     if ((unsigned)id >= SL_VAR_COUNT)

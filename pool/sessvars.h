@@ -47,6 +47,9 @@ struct sl_vars {
  * Returns the id, or -1 when the variable is not transferable. */
 int sl_var_lookup(const char *name, size_t len);
 const char *sl_var_name(enum sl_var_id id);
+/* A variable the server itself changes and reports (last_gtid, after every commit logged to the
+ * binary log): it says nothing about the state a client set, so it neither pins nor transfers. */
+bool sl_var_server_maintained(const char *name, size_t len);
 
 void sl_vars_init(struct sl_vars *v);
 void sl_vars_clear(struct sl_vars *v); /* frees values, back to all defaults */

@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
 #include <openssl/rand.h>
 #include <raft.h>
 #include <raft/uv.h>
@@ -848,4 +850,19 @@ void sl_store_close(struct sl_store *s, sl_store_close_cb close_cb, void *arg)
     /* Never raft_close inside a raft callback (libuv aborts, raft.md pitfall 2), and this may be
      * called from one: always defer. */
     uv_timer_start(&s->close_timer, on_close_timer, 0, 0);
+}
+
+char *sl_store_node_field(struct sl_store *s, uint64_t node, const char *field)
+{
+    char name[24], *text = NULL, *value = NULL;
+    uint64_t rev;
+    snprintf(name, sizeof name, "%" PRIu64, node);
+    if (sl_store_get(s, SL_RAFT_NODE, name, NULL, &text, &rev) != 0)
+        return NULL;
+    json_t *doc = json_loads(text, 0, NULL);
+    const char *v = json_string_value(json_object_get(doc, field));
+    value = v ? strdup(v) : NULL;
+    json_decref(doc);
+    free(text);
+    return value;
 }

@@ -212,6 +212,9 @@ int sl_store_list(struct sl_store *s, enum sl_raft_kind kind, const char *proxy,
                   void *arg);
 int sl_store_dump(struct sl_store *s, char **out);
 int sl_store_budget(struct sl_store *s, char **json);
+/* One string field of a node's resource (named by its Raft id), malloc'd; NULL when the node, the
+ * field or memory is missing. */
+char *sl_store_node_field(struct sl_store *s, uint64_t node, const char *field);
 int sl_store_outcome(struct sl_store *s, const uint8_t req_id[SL_RAFT_REQID_LEN],
                      struct sl_fsm_result *out);
 

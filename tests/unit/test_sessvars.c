@@ -58,6 +58,17 @@ static void test_lookup_case_aliases_and_length(void **state)
     assert_int_equal(sl_var_lookup(NULL, 0), -1);
 }
 
+static void test_server_maintained(void **state)
+{
+    (void)state;
+    assert_true(sl_var_server_maintained("last_gtid", 9));
+    assert_true(sl_var_server_maintained("LAST_GTID", 9));
+    assert_false(sl_var_server_maintained("last_gtid_x", 11));
+    assert_false(sl_var_server_maintained("gtid_seq_no", 11));
+    assert_false(sl_var_server_maintained(NULL, 0));
+    assert_int_equal(sl_var_lookup("last_gtid", 9), -1); /* and never transferred */
+}
+
 static void test_init_clear(void **state)
 {
     struct sl_vars a, b;
@@ -401,6 +412,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lookup_every_name),
         cmocka_unit_test(test_lookup_case_aliases_and_length),
+        cmocka_unit_test(test_server_maintained),
         cmocka_unit_test(test_init_clear),
         cmocka_unit_test(test_set_copies_len_bytes),
         cmocka_unit_test(test_empty_value_is_not_default),
