@@ -229,6 +229,8 @@ static int replication_running(MYSQL *m)
     return col < n ? running : -1;
 }
 
+static int semi_sync_active(MYSQL *m);
+
 static void check(struct probe *p, uint64_t deadline)
 {
     const struct sl_dbprobe_cred *c = &p->rq.creds[0];
@@ -248,8 +250,145 @@ static void check(struct probe *p, uint64_t deadline)
     }
     if (rs)
         mysql_free_result(rs);
-    if (row)
+    if (row) {
         p->res.replicating = replication_running(m);
+        p->res.semi_sync = semi_sync_active(m);
+    }
+    mysql_close(m);
+}
+
+static int semi_sync_active(MYSQL *m)
+{
+    if (mysql_real_query(m, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'", 51) != 0)
+        return -1;
+    MYSQL_RES *rs = mysql_store_result(m);
+    MYSQL_ROW row = rs ? mysql_fetch_row(rs) : NULL;
+    int on = row && row[1] ? strcmp(row[1], "ON") == 0 : -1;
+    if (rs)
+        mysql_free_result(rs);
+    return on;
+}
+
+/* Run sql; false (and the failure recorded) when it fails. */
+static bool run(struct probe *p, MYSQL *m, const char *user, const char *sql)
+{
+    if (mysql_real_query(m, sql, strlen(sql)) == 0) {
+        MYSQL_RES *rs = mysql_store_result(m); /* drain a result set, if any */
+        if (rs)
+            mysql_free_result(rs);
+        return true;
+    }
+    fail_mysql(p, m, user, sql);
+    return false;
+}
+
+/* One column of SHOW SLAVE STATUS ("" when not replicating); false when it cannot be read. */
+static bool slave_field(struct probe *p, MYSQL *m, const char *user, const char *name, char *out,
+                        size_t cap)
+{
+    out[0] = '\0';
+    MYSQL_RES *rs = query(p, m, user, "SHOW SLAVE STATUS");
+    if (!rs)
+        return false;
+    unsigned n = mysql_num_fields(rs);
+    MYSQL_FIELD *f = mysql_fetch_fields(rs);
+    MYSQL_ROW row = mysql_fetch_row(rs);
+    for (unsigned i = 0; row && i < n; i++)
+        if (strcmp(f[i].name, name) == 0 && row[i])
+            snprintf(out, cap, "%s", row[i]);
+    mysql_free_result(rs);
+    return true;
+}
+
+static void read_gtid(struct probe *p, MYSQL *m, const char *user)
+{
+    MYSQL_RES *rs = query(p, m, user, "SELECT @@gtid_current_pos");
+    MYSQL_ROW row = rs ? mysql_fetch_row(rs) : NULL;
+    if (row && row[0])
+        snprintf(p->res.gtid, sizeof p->res.gtid, "%s", row[0]);
+    if (rs)
+        mysql_free_result(rs);
+}
+
+static void promote(struct probe *p, MYSQL *m, const char *user, uint64_t deadline)
+{
+    char io_pos[256], sql[400];
+    if (!run(p, m, user, "STOP SLAVE IO_THREAD") ||
+        !slave_field(p, m, user, "Gtid_IO_Pos", io_pos, sizeof io_pos))
+        return;
+    if (io_pos[0]) {
+        /* Everything the IO thread received must be applied before the replica takes writes. The
+         * position is a list of d-s-n triples: digits, dashes and commas only. */
+        if (strspn(io_pos, "0123456789-,") != strlen(io_pos)) {
+            fail(p, "%s:%u: unexpected Gtid_IO_Pos", p->rq.host, p->rq.port);
+            return;
+        }
+        uint64_t now = now_ms(), left = deadline > now ? deadline - now : 0;
+        snprintf(sql, sizeof sql, "SELECT MASTER_GTID_WAIT('%s', %.3f)", io_pos,
+                 (double)left / 1000.0);
+        MYSQL_RES *rs = query(p, m, user, sql);
+        if (!rs)
+            return;
+        MYSQL_ROW row = mysql_fetch_row(rs);
+        bool applied = row && row[0] && strcmp(row[0], "0") == 0;
+        mysql_free_result(rs);
+        if (!applied) {
+            fail(p, "%s:%u: the relay log (up to %s) was not applied in time", p->rq.host,
+                 p->rq.port, io_pos);
+            return;
+        }
+    }
+    if (!run(p, m, user, "STOP SLAVE") || !run(p, m, user, "RESET SLAVE ALL"))
+        return;
+    /* Semi-sync on the new writer's side too, so that the next failover keeps its guarantee; a
+     * server without the setting still gets promoted (the health checks then report it off). */
+    if (p->rq.semi_sync &&
+        mysql_real_query(m, "SET GLOBAL rpl_semi_sync_master_enabled = ON", 44) != 0)
+        sl_warn(0, "%s:%u: semi-sync master not enabled: %s", p->rq.host, p->rq.port,
+                mysql_error(m));
+    if (run(p, m, user, "SET GLOBAL read_only = 0"))
+        read_gtid(p, m, user);
+}
+
+static void repoint(struct probe *p, MYSQL *m, const char *user)
+{
+    char host[2 * sizeof p->rq.source_host + 1], ruser[2 * sizeof p->rq.repl.user + 1];
+    char rpass[2 * sizeof p->rq.repl.password + 1];
+    char sql[sizeof host + sizeof ruser + sizeof rpass + 200];
+    mysql_real_escape_string(m, host, p->rq.source_host, (unsigned long)strlen(p->rq.source_host));
+    mysql_real_escape_string(m, ruser, p->rq.repl.user, (unsigned long)strlen(p->rq.repl.user));
+    mysql_real_escape_string(m, rpass, p->rq.repl.password,
+                             (unsigned long)strlen(p->rq.repl.password));
+    snprintf(sql, sizeof sql,
+             "CHANGE MASTER TO MASTER_HOST='%s', MASTER_PORT=%u, MASTER_USER='%s', "
+             "MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
+             host, p->rq.source_port, ruser, rpass);
+    bool ok = run(p, m, user, "STOP SLAVE");
+    if (ok && mysql_real_query(m, sql, strlen(sql)) != 0) {
+        /* The statement holds the password: it never goes into the message. */
+        fail(p, "%s:%u user %s: CHANGE MASTER failed: %s (%u)", p->rq.host, p->rq.port, user,
+             mysql_error(m), mysql_errno(m));
+        ok = false;
+    }
+    OPENSSL_cleanse(rpass, sizeof rpass);
+    OPENSSL_cleanse(sql, sizeof sql);
+    if (ok && run(p, m, user, "START SLAVE"))
+        read_gtid(p, m, user);
+}
+
+static void change(struct probe *p, uint64_t deadline)
+{
+    const struct sl_dbprobe_cred *c = &p->rq.creds[0];
+    MYSQL *m = connect_user(p, c, deadline);
+    if (!m)
+        return;
+    p->res.connected = true;
+    switch (p->rq.change) {
+    case SL_DBPROBE_PROMOTE: promote(p, m, c->user, deadline); break;
+    case SL_DBPROBE_REPOINT: repoint(p, m, c->user); break;
+    case SL_DBPROBE_DEMOTE: run(p, m, c->user, "SET GLOBAL read_only = 1"); break;
+    case SL_DBPROBE_NO_CHANGE: break;
+    }
     mysql_close(m);
 }
 
@@ -271,7 +410,9 @@ static void on_work(uv_work_t *w)
         fail(p, "mysql_library_init failed");
     } else {
         mysql_thread_init();
-        if (p->rq.check) {
+        if (p->rq.change != SL_DBPROBE_NO_CHANGE) {
+            change(p, deadline);
+        } else if (p->rq.check) {
             check(p, deadline);
         } else if (!p->rq.fence_ip[0]) {
             monitor(p, deadline);
@@ -284,6 +425,7 @@ static void on_work(uv_work_t *w)
         mysql_thread_end();
     }
     OPENSSL_cleanse(p->rq.creds, sizeof p->rq.creds);
+    OPENSSL_cleanse(&p->rq.repl, sizeof p->rq.repl);
     p->res.ok = p->res.error[0] == '\0';
     p->elapsed_ms = now_ms() - start;
 }
@@ -319,8 +461,13 @@ int sl_dbprobe_run(uv_loop_t *loop, const struct sl_dbprobe_request *rq, sl_dbpr
                    void *arg)
 {
     if (!loop || !rq || !cb || rq->n_creds < 1 || rq->n_creds > SL_DBPROBE_USERS_MAX || !rq->port ||
-        (rq->check && rq->fence_ip[0]) || !rq->timeout_ms ||
-        !terminated(rq->host, sizeof rq->host) || !rq->host[0] ||
+        (rq->check && rq->fence_ip[0]) ||
+        (rq->change != SL_DBPROBE_NO_CHANGE && (rq->check || rq->fence_ip[0])) ||
+        (rq->change == SL_DBPROBE_REPOINT &&
+         (!terminated(rq->source_host, sizeof rq->source_host) || !rq->source_host[0] ||
+          !rq->source_port || !terminated(rq->repl.user, sizeof rq->repl.user) ||
+          !rq->repl.user[0] || !terminated(rq->repl.password, sizeof rq->repl.password))) ||
+        !rq->timeout_ms || !terminated(rq->host, sizeof rq->host) || !rq->host[0] ||
         !terminated(rq->fence_ip, sizeof rq->fence_ip) ||
         !terminated(rq->bind_ip, sizeof rq->bind_ip))
         return -1;
@@ -346,6 +493,7 @@ int sl_dbprobe_run(uv_loop_t *loop, const struct sl_dbprobe_request *rq, sl_dbpr
         inet_ntop(AF_INET, &ip, p->rq.fence_ip, sizeof p->rq.fence_ip);
     p->res.read_only = -1;
     p->res.replicating = -1;
+    p->res.semi_sync = -1;
     p->cb = cb;
     p->arg = arg;
     p->work.data = p;

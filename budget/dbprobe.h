@@ -1,10 +1,19 @@
-/* Database-side operations of the budget leader, each on short-lived Connector/C connections run in
- * libuv's thread pool (uv_queue_work), so the loop never blocks on the database:
+/* Database-side operations of the budget and failover leaders and of the nodes' health checks, each
+ * on short-lived Connector/C connections run in libuv's thread pool (uv_queue_work), so the loop
+ * never blocks on the database:
  *
  *   monitor  read @@max_connections (creds[0]);
  *   check    a health check (creds[0]): connect, read @@read_only, @@gtid_current_pos and
  *            @@max_connections in one statement, then the replica threads (SHOW ALL SLAVES
- *            STATUS), which need the SLAVE MONITOR privilege: without it that part stays unknown;
+ *            STATUS), which need the SLAVE MONITOR privilege: without it that part stays unknown,
+ *            and whether semi-synchronous replication is active (Rpl_semi_sync_master_status);
+ *   promote  (creds[0] an administrator: READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, SLAVE MONITOR)
+ *            make a replica the writer without losing what it received: stop its IO thread, wait
+ *            (MASTER_GTID_WAIT) until the SQL thread applied everything the IO thread got, stop and
+ *            forget replication, optionally enable the semi-sync master side, read_only=0;
+ *   repoint  (creds[0] an administrator) replicate from source_host:source_port with the repl
+ *            account, using GTID (MASTER_USE_GTID=slave_pos);
+ *   demote   (creds[0] an administrator) read_only=1: a fence for a writer that lost its role;
  *   fence    for each user in creds, one after the other: connect, read @@max_connections, then
  *            until no row is left or the deadline passes: list that user's threads whose
  *            information_schema.PROCESSLIST.HOST is '<fence_ip>:<port>' (skip-name-resolve), KILL
@@ -49,6 +58,18 @@ struct sl_dbprobe_request {
                         * address, so that a fence of the leader would find its probes too) */
     unsigned timeout_ms; /* whole operation bound; connect/read/write timeouts derive from it */
     bool check;          /* a health check instead of a monitor probe (fence_ip must be "") */
+    enum sl_dbprobe_change {
+        SL_DBPROBE_NO_CHANGE,
+        SL_DBPROBE_PROMOTE,
+        SL_DBPROBE_REPOINT,
+        SL_DBPROBE_DEMOTE,
+    } change;              /* a topology change instead (check false, fence_ip "") */
+    char source_host[256]; /* repoint: the new source */
+    uint16_t source_port;
+    struct sl_dbprobe_cred repl; /* repoint: the replication account */
+    bool semi_sync;              /* promote: turn the semi-sync master side on (only when
+                                  * replicas will follow: with none, every commit would wait for
+                                  * rpl_semi_sync_master_timeout) */
 };
 
 struct sl_dbprobe_result {
@@ -64,7 +85,8 @@ struct sl_dbprobe_result {
     int read_only;       /* @@read_only: 1, 0, or -1 when not read */
     int replicating;     /* a replica connection whose SQL thread runs: 1, 0 (none, or all
                           * stopped), -1 unknown (no privilege) */
-    char gtid[256];      /* @@gtid_current_pos ("" when not read) */
+    char gtid[256];      /* @@gtid_current_pos ("" when not read); after a change, its value then */
+    int semi_sync;       /* check: Rpl_semi_sync_master_status ON 1, OFF 0, -1 not read */
 };
 
 /* Called on the loop thread; r is valid only during the call. */

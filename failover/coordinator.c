@@ -7,6 +7,8 @@
 #include <openssl/crypto.h>
 
 #include "base/log.h"
+#include "base/secret.h"
+#include "failover/promote.h"
 #include "failover/verdict.h"
 
 #define NODES_MAX   SL_VERDICT_NODES_MAX
@@ -20,6 +22,8 @@ struct obs {
     uint16_t port;
     enum sl_obs obs;
     int replicating;
+    int semi_sync;
+    char gtid[256];
 };
 
 /* One node's latest report, on the leader. */
@@ -30,11 +34,28 @@ struct view {
     size_t n;
 };
 
-/* The leader's memory of one proxy: what it said last (logged on change) and its proposal. */
+/* The leader's memory of one proxy: what it said last (logged on change), its proposal and its
+ * managed promotion in flight, and whether semi-synchronous replication was active on the writer
+ * when a node last saw it up (-1: not seen since this node leads). */
 struct decision {
     char proxy[64];
     const char *last_why;
     bool in_flight;
+    bool promoting;
+    uint64_t retry_ns; /* no new promotion attempt before (uv_hrtime) */
+    char writer[64];   /* the writer writer_semi_sync is about */
+    int writer_semi_sync;
+    const char *last_refusal;
+};
+
+enum mode { MODE_EXTERNAL, MODE_MANAGED, MODE_DISABLED };
+
+/* A proxy's target group "failover" settings (admin/validate.c fills the defaults). */
+struct fcfg {
+    enum mode mode;
+    char admin_secret[64];
+    char repl_secret[64];
+    bool require_semi_sync;
 };
 
 struct sl_failover {
@@ -74,10 +95,11 @@ static void add_view(const struct sl_health_view *v, void *arg)
 {
     json_t *arr = arg;
     json_array_append_new(
-        arr, json_pack("{s:s,s:i,s:s,s:i,s:i,s:I}", "host", v->host, "port", (int)v->port, "state",
-                       sl_health_state_name(v->state), "read_only", v->read_only, "replicating",
-                       v->replicating, "age_ms",
-                       (json_int_t)(v->age_ms == UINT64_MAX ? -1 : (json_int_t)v->age_ms)));
+        arr,
+        json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:s,s:I}", "host", v->host, "port", (int)v->port,
+                  "state", sl_health_state_name(v->state), "read_only", v->read_only, "replicating",
+                  v->replicating, "semi_sync", v->semi_sync, "gtid", v->gtid, "age_ms",
+                  (json_int_t)(v->age_ms == UINT64_MAX ? -1 : (json_int_t)v->age_ms)));
 }
 
 static void on_report_answer(int status, const char *body, size_t len, const char *error, void *arg)
@@ -175,6 +197,11 @@ int sl_failover_report(struct sl_failover *f, json_t *rep, char *err, size_t err
         o->port = (uint16_t)json_integer_value(port);
         o->obs = obs_of(state, (int)json_integer_value(ro), json_integer_value(age));
         o->replicating = (int)json_integer_value(repl);
+        /* Optional: what managed failover ranks replicas by and checks the writer with. */
+        json_t *semi = json_object_get(t, "semi_sync");
+        const char *gtid = json_string_value(json_object_get(t, "gtid"));
+        o->semi_sync = json_is_integer(semi) ? (int)json_integer_value(semi) : -1;
+        snprintf(o->gtid, sizeof o->gtid, "%s", gtid && strlen(gtid) < sizeof o->gtid ? gtid : "");
     }
     size_t slot = f->n_views, oldest = 0;
     for (size_t k = 0; k < f->n_views; k++) {
@@ -259,7 +286,7 @@ static struct decision *decision_of(struct sl_failover *f, const char *proxy)
     if (f->n_dec == PROXIES_MAX)
         return NULL;
     struct decision *d = &f->dec[f->n_dec++];
-    *d = (struct decision){.last_why = ""};
+    *d = (struct decision){.last_why = "", .writer_semi_sync = -1, .last_refusal = ""};
     snprintf(d->proxy, sizeof d->proxy, "%s", proxy);
     return d;
 }
@@ -349,6 +376,198 @@ static void propose(struct sl_failover *f, struct decision *d, const char *proxy
     free(text);
 }
 
+/* ---- the leader: managed failover ----------------------------------------------------------- */
+
+static void failover_config(struct sl_failover *f, const char *proxy, struct fcfg *out)
+{
+    *out = (struct fcfg){.mode = MODE_EXTERNAL, .require_semi_sync = true};
+    char *text = NULL;
+    uint64_t rev;
+    if (sl_store_get(f->store, SL_RAFT_TARGET_GROUP, proxy, NULL, &text, &rev) != 0)
+        return;
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    json_t *fo = json_object_get(doc, "failover");
+    const char *mode = json_string_value(json_object_get(fo, "mode"));
+    const char *admin = json_string_value(json_object_get(fo, "admin_secret"));
+    const char *repl = json_string_value(json_object_get(fo, "replication_secret"));
+    json_t *semi = json_object_get(fo, "require_semi_sync");
+    if (mode && strcmp(mode, "MANAGED") == 0)
+        out->mode = MODE_MANAGED;
+    else if (mode && strcmp(mode, "DISABLED") == 0)
+        out->mode = MODE_DISABLED;
+    snprintf(out->admin_secret, sizeof out->admin_secret, "%s", admin ? admin : "");
+    snprintf(out->repl_secret, sizeof out->repl_secret, "%s", repl ? repl : "");
+    if (json_is_boolean(semi))
+        out->require_semi_sync = json_is_true(semi);
+    json_decref(doc);
+}
+
+/* Remember whether semi-sync was active on the writer, from the nodes that see it up now. */
+static void note_writer_semi_sync(struct sl_failover *f, struct decision *d,
+                                  const struct tinfo *writer, const size_t *fresh, size_t n_fresh)
+{
+    if (strcmp(d->writer, writer->id) != 0) {
+        snprintf(d->writer, sizeof d->writer, "%s", writer->id);
+        d->writer_semi_sync = -1;
+    }
+    for (size_t k = 0; k < n_fresh; k++) {
+        const struct view *v = &f->views[fresh[k]];
+        for (size_t o = 0; o < v->n; o++)
+            if (v->obs[o].port == writer->port && strcmp(v->obs[o].host, writer->host) == 0 &&
+                v->obs[o].obs != SL_OBS_DOWN && v->obs[o].obs != SL_OBS_NONE &&
+                v->obs[o].semi_sync >= 0)
+                d->writer_semi_sync = v->obs[o].semi_sync;
+    }
+}
+
+/* A secret resource's credentials (resolved now; the caller wipes them). 0 or -1. */
+static int cred_of(struct sl_failover *f, const char *name, struct sl_dbprobe_cred *out)
+{
+    char *text = NULL, err[256];
+    uint64_t rev;
+    if (!name[0] || sl_store_get(f->store, SL_RAFT_SECRET, name, NULL, &text, &rev) != 0)
+        return -1;
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    const char *ref = json_string_value(json_object_get(doc, "ref"));
+    struct sl_secret s;
+    int rc = ref && sl_secret_resolve(ref, &s, err, sizeof err) == 0 ? 0 : -1;
+    json_decref(doc);
+    if (rc != 0)
+        return -1;
+    snprintf(out->user, sizeof out->user, "%s", s.username);
+    memcpy(out->password, s.password, s.password_len);
+    out->password[s.password_len] = '\0';
+    sl_secret_wipe(&s);
+    return 0;
+}
+
+/* This node's data address, the source of its database connections ("" = any). */
+static void bind_address(struct sl_failover *f, char *out, size_t cap)
+{
+    char *ip = sl_store_node_field(f->store, f->node_id, "data_address");
+    snprintf(out, cap, "%s", ip && strcmp(ip, "0.0.0.0") != 0 ? ip : "");
+    free(ip);
+}
+
+struct promotion {
+    struct sl_failover *f;
+    char proxy[64];
+    struct tinfo to;
+    uint64_t epoch;
+};
+
+static void propose(struct sl_failover *f, struct decision *d, const char *proxy,
+                    const struct tinfo *to, uint64_t epoch, const char *why);
+
+static void on_promotion_done(bool ok, const char *error, void *arg)
+{
+    struct promotion *p = arg;
+    struct sl_failover *f = p->f;
+    f->pending--;
+    struct decision *d = decision_of(f, p->proxy);
+    if (d) {
+        d->promoting = false;
+        if (!ok)
+            d->retry_ns = uv_hrtime() + 2000000000ull;
+    }
+    if (!ok && !f->closing)
+        sl_warn(0, "failover: proxy %s: promoting %s failed, trying again in 2 s: %s", p->proxy,
+                p->to.id, error);
+    else if (ok && d && !f->closing)
+        propose(f, d, p->proxy, &p->to, p->epoch,
+                "the writer is down for a majority; sluice promoted the most advanced replica");
+    free(p);
+    maybe_free(f);
+}
+
+/* Log a refusal once per reason. */
+static void refuse(struct decision *d, const char *proxy, const char *why)
+{
+    if (d->last_refusal != why)
+        sl_warn(0, "failover: proxy %s: not promoting: %s", proxy, why);
+    d->last_refusal = why;
+}
+
+static void managed(struct sl_failover *f, struct decision *d, const struct fcfg *cfg,
+                    const char *proxy, const struct tlist *l, const struct sl_verdict_input *in,
+                    size_t writer, uint64_t epoch, const size_t *fresh, size_t n_fresh)
+{
+    if (cfg->require_semi_sync && d->writer_semi_sync != 1) {
+        refuse(d, proxy,
+               d->writer_semi_sync == 0
+                   ? "semi-synchronous replication was off on the writer at its last check, so "
+                     "an acknowledged commit may exist on no replica (require_semi_sync)"
+                   : "this leader never saw the writer up with semi-synchronous replication "
+                     "active (require_semi_sync)");
+        return;
+    }
+    if (d->writer_semi_sync != 1)
+        sl_warn(0,
+                "failover: proxy %s: promoting without semi-synchronous replication: "
+                "acknowledged commits may be lost",
+                proxy);
+    const char *gtids[TARGETS_MAX] = {0};
+    bool up[TARGETS_MAX] = {0};
+    for (size_t t = 0; t < l->n; t++)
+        for (size_t k = 0; k < n_fresh; k++) {
+            const struct view *v = &f->views[fresh[k]];
+            for (size_t o = 0; o < v->n; o++)
+                if (v->obs[o].port == l->t[t].port && strcmp(v->obs[o].host, l->t[t].host) == 0 &&
+                    v->obs[o].obs != SL_OBS_DOWN && v->obs[o].obs != SL_OBS_NONE) {
+                    up[t] = true;
+                    if (!gtids[t] || sl_gtid_compare(v->obs[o].gtid, gtids[t]) == 1)
+                        gtids[t] = v->obs[o].gtid;
+                }
+        }
+    size_t pick = sl_verdict_pick_replica(in, gtids);
+    if (pick == SIZE_MAX) {
+        refuse(d, proxy, "no replica is up for a majority, or their positions diverged");
+        return;
+    }
+    struct sl_promote_request *rq = calloc(1, sizeof *rq);
+    struct promotion *p = calloc(1, sizeof *p);
+    if (!rq || !p || cred_of(f, cfg->admin_secret, &rq->admin) != 0 ||
+        cred_of(f, cfg->repl_secret, &rq->repl) != 0) {
+        refuse(d, proxy, "the failover secrets cannot be resolved");
+        goto out;
+    }
+    snprintf(rq->candidate.host, sizeof rq->candidate.host, "%s", l->t[pick].host);
+    rq->candidate.port = l->t[pick].port;
+    for (size_t t = 0; t < l->n && rq->n_others < SL_PROMOTE_OTHERS_MAX; t++) {
+        if (t == pick || t == writer || !up[t])
+            continue;
+        snprintf(rq->others[rq->n_others].host, sizeof rq->others[0].host, "%s", l->t[t].host);
+        rq->others[rq->n_others++].port = l->t[t].port;
+    }
+    /* A writer that a node still sees up (a read-only one, or one only some nodes lost) is set
+     * read-only too: nothing routes to it after the new epoch, and nothing else should write. */
+    rq->demote_old = up[writer];
+    snprintf(rq->old.host, sizeof rq->old.host, "%s", l->t[writer].host);
+    rq->old.port = l->t[writer].port;
+    rq->timeout_ms = 5000;
+    bind_address(f, rq->bind_ip, sizeof rq->bind_ip);
+    p->f = f;
+    snprintf(p->proxy, sizeof p->proxy, "%s", proxy);
+    p->to = l->t[pick];
+    p->epoch = epoch;
+    sl_warn(0, "failover: proxy %s: writer %s is gone; promoting %s (gtid %s)", proxy,
+            l->t[writer].id, l->t[pick].id, gtids[pick]);
+    if (sl_promote_run(f->loop, rq, on_promotion_done, p) == 0) {
+        d->promoting = true;
+        d->last_refusal = "";
+        f->pending++;
+        p = NULL;
+    }
+out:
+    if (rq) {
+        OPENSSL_cleanse(rq, sizeof *rq);
+        free(rq);
+    }
+    free(p);
+}
+
 static void decide(struct sl_failover *f, const char *proxy, size_t voters, const size_t *fresh,
                    size_t n_fresh)
 {
@@ -356,10 +575,15 @@ static void decide(struct sl_failover *f, const char *proxy, size_t voters, cons
     if (sl_store_list(f->store, SL_RAFT_TARGET, proxy, collect_target, &l) != 0 || l.n < 2)
         return;
     struct decision *d = decision_of(f, proxy);
-    if (!d || d->in_flight)
+    struct fcfg cfg;
+    failover_config(f, proxy, &cfg);
+    if (!d || d->in_flight || d->promoting || cfg.mode == MODE_DISABLED)
         return;
     uint64_t epoch;
     size_t writer = writer_of(f, proxy, &l, &epoch);
+    if (writer == l.n)
+        return;
+    note_writer_semi_sync(f, d, &l.t[writer], fresh, n_fresh);
     struct sl_verdict_target vt[TARGETS_MAX];
     for (size_t t = 0; t < l.n; t++) {
         for (size_t k = 0; k < n_fresh; k++) {
@@ -381,8 +605,11 @@ static void decide(struct sl_failover *f, const char *proxy, size_t voters, cons
         sl_info(0, "failover: proxy %s: %s (%zu of %zu voters see the writer gone)", proxy, v.why,
                 v.gone_votes, voters);
     d->last_why = v.why;
-    if (v.kind != SL_VERDICT_SWITCH)
+    if (v.kind != SL_VERDICT_SWITCH) {
+        if (v.writer_gone && cfg.mode == MODE_MANAGED && uv_hrtime() >= d->retry_ns)
+            managed(f, d, &cfg, proxy, &l, &in, writer, epoch, fresh, n_fresh);
         return;
+    }
     sl_warn(0, "failover: proxy %s: writer %s -> %s at epoch %llu: %s (%zu gone, %zu ready)", proxy,
             l.t[writer].id, l.t[v.target].id, (unsigned long long)epoch, v.why, v.gone_votes,
             v.ready_votes);

@@ -22,7 +22,7 @@ struct target {
     uint64_t started_ms;
     enum sl_health_state state;
     const char *reason;
-    int read_only, replicating;
+    int read_only, replicating, semi_sync;
     char gtid[256];
     char error[256];
     unsigned failures;
@@ -117,6 +117,7 @@ static void note_success(struct target *t, const struct sl_dbprobe_result *r)
     t->error[0] = '\0';
     t->read_only = r->read_only;
     t->replicating = r->replicating;
+    t->semi_sync = r->semi_sync;
     snprintf(t->gtid, sizeof t->gtid, "%s", r->gtid);
 }
 
@@ -259,7 +260,7 @@ int sl_health_set_targets(struct sl_health *h, const struct sl_health_target_cfg
         t->proxy = dup_or_null(cfg[i].proxy, &failed);
         t->state = SL_HEALTH_REGISTERING;
         t->reason = "";
-        t->read_only = t->replicating = -1;
+        t->read_only = t->replicating = t->semi_sync = -1;
     }
     if (failed) {
         for (size_t i = 0; i < m; i++)
@@ -277,6 +278,7 @@ int sl_health_set_targets(struct sl_health *h, const struct sl_health_target_cfg
         t->reason = old->reason;
         t->read_only = old->read_only;
         t->replicating = old->replicating;
+        t->semi_sync = old->semi_sync;
         memcpy(t->gtid, old->gtid, sizeof t->gtid);
         memcpy(t->error, old->error, sizeof t->error);
         t->failures = old->failures;
@@ -309,6 +311,7 @@ void sl_health_each(struct sl_health *h, sl_health_cb cb, void *arg)
             .read_only = t->read_only,
             .replicating = t->replicating,
             .gtid = t->gtid,
+            .semi_sync = t->semi_sync,
             .failures = t->failures,
             .age_ms = t->checked_ms ? now - t->checked_ms : UINT64_MAX,
             .checks = t->checks,

@@ -59,6 +59,7 @@ struct sl_health_view {
     int read_only;      /* from the last good check: 1, 0, -1 unknown */
     int replicating;    /* 1, 0, -1 unknown (see budget/dbprobe.h) */
     const char *gtid;   /* @@gtid_current_pos of the last good check */
+    int semi_sync;      /* semi-sync master side active at the last good check: 1, 0, -1 */
     unsigned failures;  /* failed checks in a row */
     uint64_t age_ms;    /* since the last check finished; UINT64_MAX if none did */
     uint64_t checks;    /* checks finished */

@@ -1,5 +1,76 @@
 #include "failover/verdict.h"
 
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DOMAINS_MAX 32
+
+struct gtid_pos {
+    uint32_t domain[DOMAINS_MAX];
+    uint64_t seq[DOMAINS_MAX];
+    size_t n;
+};
+
+/* 0, or -1 when s is not a list of d-s-n triples (one per domain). */
+static int gtid_parse(const char *s, struct gtid_pos *out)
+{
+    out->n = 0;
+    while (*s) {
+        char *end;
+        unsigned long long d, srv, n;
+        if (*s < '0' || *s > '9')
+            return -1;
+        d = strtoull(s, &end, 10);
+        if (*end != '-' || end[1] < '0' || end[1] > '9')
+            return -1;
+        srv = strtoull(end + 1, &end, 10);
+        if (*end != '-' || end[1] < '0' || end[1] > '9')
+            return -1;
+        n = strtoull(end + 1, &end, 10);
+        (void)srv;
+        if (d > UINT32_MAX || out->n == DOMAINS_MAX)
+            return -1;
+        for (size_t i = 0; i < out->n; i++)
+            if (out->domain[i] == d)
+                return -1;
+        out->domain[out->n] = (uint32_t)d;
+        out->seq[out->n++] = n;
+        if (*end == ',')
+            end++;
+        else if (*end != '\0')
+            return -1;
+        s = end;
+    }
+    return 0;
+}
+
+static uint64_t seq_of(const struct gtid_pos *p, uint32_t domain)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->domain[i] == domain)
+            return p->seq[i];
+    return 0;
+}
+
+/* Every domain of b is in a at an equal or higher sequence. */
+static bool contains(const struct gtid_pos *a, const struct gtid_pos *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (seq_of(a, b->domain[i]) < b->seq[i])
+            return false;
+    return true;
+}
+
+int sl_gtid_compare(const char *a, const char *b)
+{
+    struct gtid_pos pa, pb;
+    if (!a || !b || gtid_parse(a, &pa) != 0 || gtid_parse(b, &pb) != 0)
+        return 2;
+    bool ab = contains(&pa, &pb), ba = contains(&pb, &pa);
+    return ab && ba ? 0 : ab ? 1 : ba ? -1 : 2;
+}
+
 static size_t count(const struct sl_verdict_input *in, size_t t, enum sl_obs a, enum sl_obs b)
 {
     size_t n = 0;
@@ -25,7 +96,8 @@ void sl_verdict_external(const struct sl_verdict_input *in, struct sl_verdict *o
         return;
     }
     out->gone_votes = count(in, in->writer, SL_OBS_DOWN, SL_OBS_READ_ONLY);
-    if (out->gone_votes < majority) {
+    out->writer_gone = out->gone_votes >= majority;
+    if (!out->writer_gone) {
         out->why = "the writer is not down for a majority";
         return;
     }
@@ -52,4 +124,30 @@ void sl_verdict_external(const struct sl_verdict_input *in, struct sl_verdict *o
     out->target = pick;
     out->ready_votes = votes;
     out->why = "the writer is down for a majority and one other target is writable";
+}
+
+size_t sl_verdict_pick_replica(const struct sl_verdict_input *in, const char *const *gtids)
+{
+    size_t majority = in->voters / 2 + 1, best = SIZE_MAX;
+    for (size_t t = 0; t < in->n_targets; t++) {
+        if (t == in->writer)
+            continue;
+        size_t up = 0;
+        for (size_t k = 0; k < in->nodes && k < SL_VERDICT_NODES_MAX; k++) {
+            enum sl_obs o = in->targets[t].obs[k];
+            up += o == SL_OBS_WRITABLE || o == SL_OBS_READ_ONLY || o == SL_OBS_UP;
+        }
+        if (up < majority || !gtids[t])
+            continue;
+        if (best == SIZE_MAX) {
+            best = t;
+            continue;
+        }
+        int c = sl_gtid_compare(gtids[t], gtids[best]);
+        if (c == 2)
+            return SIZE_MAX;
+        if (c == 1)
+            best = t;
+    }
+    return best;
 }

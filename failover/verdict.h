@@ -9,6 +9,7 @@
 #ifndef SL_FAILOVER_VERDICT_H
 #define SL_FAILOVER_VERDICT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SL_VERDICT_NODES_MAX 16
@@ -43,8 +44,21 @@ struct sl_verdict {
     const char *why;    /* a short static explanation, for logs and events */
     size_t gone_votes;  /* nodes that see the writer down or read-only */
     size_t ready_votes; /* SWITCH: nodes that see the new writer writable */
+    bool writer_gone;   /* a majority sees the writer down or read-only */
 };
 
 void sl_verdict_external(const struct sl_verdict_input *in, struct sl_verdict *out);
+
+/* Managed mode, once the writer is gone: the replica to promote. Among the other targets that a
+ * majority sees AVAILABLE, the one whose GTID position (gtids[t]) is at or ahead of every other
+ * candidate's in every replication domain. SIZE_MAX when there is none, or when two candidates'
+ * positions do not contain one another (then no choice is safe without a person). */
+size_t sl_verdict_pick_replica(const struct sl_verdict_input *in, const char *const *gtids);
+
+/* Compare GTID positions ("domain-server-seq" triples separated by commas, MariaDB's
+ * @@gtid_current_pos): 1 when a is ahead (every domain of b is in a at an equal or higher
+ * sequence, and a is not equal), -1 when b is ahead, 0 when equal, 2 when neither contains the
+ * other or one is malformed. "" is the empty position. */
+int sl_gtid_compare(const char *a, const char *b);
 
 #endif

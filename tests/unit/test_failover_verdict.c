@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -106,6 +107,43 @@ static void test_writer_out_of_range(void **state)
     assert_int_equal(v.kind, SL_VERDICT_KEEP);
 }
 
+static void test_gtid_compare(void **state)
+{
+    (void)state;
+    assert_int_equal(sl_gtid_compare("0-1-5", "0-1-5"), 0);
+    assert_int_equal(sl_gtid_compare("0-1-6", "0-1-5"), 1);
+    assert_int_equal(sl_gtid_compare("0-1-5", "0-2-6"), -1); /* the server id does not order */
+    assert_int_equal(sl_gtid_compare("0-1-5,1-1-3", "0-1-5"), 1);
+    assert_int_equal(sl_gtid_compare("0-1-5", "0-1-5,1-1-3"), -1);
+    assert_int_equal(sl_gtid_compare("0-1-6,1-1-2", "0-1-5,1-1-3"), 2); /* diverged */
+    assert_int_equal(sl_gtid_compare("", ""), 0);
+    assert_int_equal(sl_gtid_compare("0-1-1", ""), 1);
+    assert_int_equal(sl_gtid_compare("0-1", "0-1-1"), 2);
+    assert_int_equal(sl_gtid_compare("0-1-1,", "0-1-1"), 0);
+    assert_int_equal(sl_gtid_compare("0-1-1,0-1-2", "0-1-1"), 2); /* a domain twice */
+    assert_int_equal(sl_gtid_compare("x", "0-1-1"), 2);
+    assert_int_equal(sl_gtid_compare(NULL, "0-1-1"), 2);
+}
+
+static void test_pick_replica(void **state)
+{
+    (void)state;
+    run(3, "ddd", "rrr", "rrr");
+    struct sl_verdict_input in = {
+        .voters = 3, .nodes = 3, .targets = targets, .n_targets = 3, .writer = W};
+    const char *ahead2[] = {"0-1-9", "0-1-7", "0-1-8"};
+    assert_int_equal(sl_verdict_pick_replica(&in, ahead2), R2);
+    const char *ahead1[] = {"0-1-9", "0-1-8", "0-1-7"};
+    assert_int_equal(sl_verdict_pick_replica(&in, ahead1), R1);
+    const char *diverged[] = {"0-1-9", "0-1-8,1-1-1", "0-1-9"};
+    assert_int_equal(sl_verdict_pick_replica(&in, diverged), SIZE_MAX);
+    /* A replica that only a minority sees up is not a candidate. */
+    run(3, "ddd", "rdd", "rrr");
+    assert_int_equal(sl_verdict_pick_replica(&in, ahead1), R2);
+    run(3, "ddd", "ddd", "ddd");
+    assert_int_equal(sl_verdict_pick_replica(&in, ahead1), SIZE_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -114,6 +152,8 @@ int main(void)
         cmocka_unit_test(test_majority_down_and_one_writable_switches),
         cmocka_unit_test(test_waits_or_refuses_when_unclear),
         cmocka_unit_test(test_writer_out_of_range),
+        cmocka_unit_test(test_gtid_compare),
+        cmocka_unit_test(test_pick_replica),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
