@@ -450,9 +450,41 @@ static int take_filters(json_t *in, json_t *out, const char *prefix, struct sl_v
     return 0;
 }
 
+/* The target group's "failover" object (docs/failover.md): how the writer moves by itself. */
+static int take_failover(json_t *in, json_t *out, struct sl_validate_error *e)
+{
+    static const char *const keys[] = {"mode", "admin_secret", "replication_secret",
+                                       "require_semi_sync", NULL};
+    static const char *const modes[] = {"EXTERNAL", "MANAGED", "DISABLED", NULL};
+    static const char *const secrets[] = {"admin_secret", "replication_secret"};
+    const char *p = "failover";
+    json_t *fo = json_object_get(in, p), *empty = NULL;
+    if (fo && !json_is_object(fo))
+        return fail(e, p, "must be an object");
+    json_t *o = json_object();
+    if (!o || json_object_set_new(out, p, o) != 0)
+        return oom(e);
+    if (!fo && !(fo = empty = json_object()))
+        return oom(e);
+    int rc = check_keys(fo, p, keys, e);
+    if (rc == 0)
+        rc = take_enum(fo, o, p, "mode", modes, "EXTERNAL", "EXTERNAL, MANAGED or DISABLED", e);
+    /* Managed failover acts on the databases: it needs an administrator and the replication
+     * account the other replicas will use. */
+    bool managed = rc == 0 && strcmp(json_string_value(json_object_get(o, "mode")), "MANAGED") == 0;
+    for (size_t i = 0; rc == 0 && i < 2; i++)
+        if (managed || json_object_get(fo, secrets[i]))
+            rc = take_string(fo, o, p, secrets[i], name_ok, NULL,
+                             "must be the name of a secret (1..63 of A-Z a-z 0-9 . _ -)", NULL, e);
+    if (rc == 0)
+        rc = take_bool(fo, o, p, "require_semi_sync", true, e);
+    json_decref(empty);
+    return rc;
+}
+
 char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_error *e)
 {
-    static const char *const keys[] = {"connection_pool_config", "revision", NULL};
+    static const char *const keys[] = {"connection_pool_config", "failover", "revision", NULL};
     static const char *const pool_keys[] = {
         "max_connections_percent",     "max_idle_connections_percent",
         "connection_borrow_timeout",   "init_query",
@@ -493,6 +525,8 @@ char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_
     if (rc == 0)
         rc = take_int(cfg, pool, p, "transaction_replay_max_size", REPLAY_MAX_SIZE_MIN,
                       REPLAY_MAX_SIZE_MAX, true, REPLAY_MAX_SIZE_DEFAULT, NULL, e);
+    if (rc == 0)
+        rc = take_failover(in, out, e);
     json_decref(empty);
     return finish(in, out, rc, e);
 }

@@ -206,11 +206,17 @@ out:
     mysql_close(m);
 }
 
+/* A statement whose failure is an answer, not an error of the probe. */
+static bool query_ok(MYSQL *m, const char *sql)
+{
+    return mysql_real_query(m, sql, strlen(sql)) == 0;
+}
+
 /* The replica connections of m's server: 1 when one has its SQL thread running, 0 when none
  * does (or there is none), -1 when the user may not look (SLAVE MONITOR). */
 static int replication_running(MYSQL *m)
 {
-    if (mysql_real_query(m, "SHOW ALL SLAVES STATUS", 22) != 0)
+    if (!query_ok(m, "SHOW ALL SLAVES STATUS"))
         return -1;
     MYSQL_RES *rs = mysql_store_result(m);
     if (!rs)
@@ -259,7 +265,7 @@ static void check(struct probe *p, uint64_t deadline)
 
 static int semi_sync_active(MYSQL *m)
 {
-    if (mysql_real_query(m, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'", 51) != 0)
+    if (!query_ok(m, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'"))
         return -1;
     MYSQL_RES *rs = mysql_store_result(m);
     MYSQL_ROW row = rs ? mysql_fetch_row(rs) : NULL;
@@ -342,8 +348,7 @@ static void promote(struct probe *p, MYSQL *m, const char *user, uint64_t deadli
         return;
     /* Semi-sync on the new writer's side too, so that the next failover keeps its guarantee; a
      * server without the setting still gets promoted (the health checks then report it off). */
-    if (p->rq.semi_sync &&
-        mysql_real_query(m, "SET GLOBAL rpl_semi_sync_master_enabled = ON", 44) != 0)
+    if (p->rq.semi_sync && !query_ok(m, "SET GLOBAL rpl_semi_sync_master_enabled = ON"))
         sl_warn(0, "%s:%u: semi-sync master not enabled: %s", p->rq.host, p->rq.port,
                 mysql_error(m));
     if (run(p, m, user, "SET GLOBAL read_only = 0"))

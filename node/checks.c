@@ -78,6 +78,10 @@ static void metric_of(const struct sl_health_view *v, void *arg)
         const struct sl_metric_label l[] = {{"target", target}};
         if (v->read_only >= 0)
             sl_metrics_u64(x->m, "sluice_target_read_only", l, 1, (uint64_t)v->read_only);
+    } else if (x->pass == 2) {
+        const struct sl_metric_label l[] = {{"target", target}};
+        if (v->semi_sync >= 0)
+            sl_metrics_u64(x->m, "sluice_target_semi_sync", l, 1, (uint64_t)v->semi_sync);
     } else {
         const struct sl_metric_label l[] = {{"target", target}};
         sl_metrics_u64(x->m, "sluice_target_checks_total", l, 1, v->checks);
@@ -98,6 +102,11 @@ void sl_node_checks_metrics(struct sl_node_checks *c, struct sl_metrics *m)
                       "@@read_only of each target at its last good check.");
     sl_health_each(c->health, metric_of, &x);
     x.pass = 2;
+    sl_metrics_family(m, "sluice_target_semi_sync", SL_METRIC_GAUGE,
+                      "Whether the semi-synchronous master side was active at the last good check "
+                      "(Rpl_semi_sync_master_status).");
+    sl_health_each(c->health, metric_of, &x);
+    x.pass = 3;
     sl_metrics_family(m, "sluice_target_checks_total", SL_METRIC_COUNTER,
                       "Health checks finished, per target.");
     sl_health_each(c->health, metric_of, &x);

@@ -24,7 +24,7 @@ int sl_node_checks_start(struct sl_node_checks *c, uv_loop_t *loop, struct sl_wo
 /* The targets of cfg's proxies; called again after every configuration change. */
 void sl_node_checks_config(struct sl_node_checks *c, const struct sl_config *cfg);
 /* sluice_target_health{target,state}, sluice_target_read_only{target},
- * sluice_target_checks_total{target}. */
+ * sluice_target_semi_sync{target}, sluice_target_checks_total{target}. */
 void sl_node_checks_metrics(struct sl_node_checks *c, struct sl_metrics *m);
 /* done(arg) once the checks in flight have finished. */
 void sl_node_checks_stop(struct sl_node_checks *c, void (*done)(void *arg), void *arg);

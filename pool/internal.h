@@ -115,6 +115,7 @@ struct sl_quota {
     unsigned limit;       /* connections this node may have open: its granted quota */
     unsigned open;        /* backends of all its targets, any state */
     unsigned peak_demand; /* highest (lent out + waiting) seen by sl_worker_budget_sample */
+    unsigned checked;     /* 1 once health checks connect under this quota: one more wanted */
     uint64_t borrows;     /* borrows that got a backend */
     uint64_t borrow_wait_us;
     unsigned borrow_wait_max_ms; /* since the last report */

@@ -223,6 +223,8 @@ bool sl_worker_reserve_connection(struct sl_worker *w, const char *proxy, const 
                                   uint16_t port)
 {
     struct sl_target *t = served_target(w, proxy, host, port);
+    if (t && t->quota)
+        t->quota->checked = 1;
     if (!t || w->draining || t->open >= sl_target_limit(t) || sl_quota_full(t))
         return false;
     t->open++;
@@ -286,6 +288,9 @@ void sl_worker_budget_sample(struct sl_worker *w)
         struct target_iter it = {0};
         for (struct sl_target *t; (t = next_of(w, q, &it)) != NULL;)
             demand += sl_pool_lent(t) + sl_pool_waiting(t);
+        /* A health-checked target needs a slot for its checks besides its clients' (else a busy
+         * writer, whose pool uses all of its quota, would never be checked). */
+        demand += q->checked;
         if (demand > q->peak_demand)
             q->peak_demand = demand;
     }

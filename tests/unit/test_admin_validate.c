@@ -192,14 +192,19 @@ static void test_proxy(void **state)
         "endpoints[0].x", "endpoints[0].x: unknown field");
 }
 
-#define POOL "{\"connection_pool_config\":"
+#define POOL       "{\"connection_pool_config\":"
+#define FO_DEFAULT ",\"failover\":{\"mode\":\"EXTERNAL\",\"require_semi_sync\":true}}"
+#define POOL_DEFAULTS                                                                              \
+    "{\"connection_borrow_timeout\":120,\"init_query\":\"\",\"max_connections_percent\":100,"      \
+    "\"max_idle_connections_percent\":50,\"session_pinning_filters\":[],"                          \
+    "\"transaction_replay\":false,\"transaction_replay_max_size\":1048576}"
 
 static void test_target_group(void **state)
 {
     const char *defaults = POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\","
                                 "\"max_connections_percent\":100,\"max_idle_connections_percent\""
                                 ":50,\"session_pinning_filters\":[],\"transaction_replay\":false,"
-                                "\"transaction_replay_max_size\":1048576}}";
+                                "\"transaction_replay_max_size\":1048576}" FO_DEFAULT;
     ok(GROUP, "{}", defaults);
     ok(GROUP, POOL "{}}", defaults);
     ok(GROUP, POOL "{},\"revision\":9}", defaults);
@@ -207,7 +212,7 @@ static void test_target_group(void **state)
     ok(GROUP, POOL "{\"max_connections_percent\":1}}",
        POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\",\"max_connections_percent\":1,"
             "\"max_idle_connections_percent\":0,\"session_pinning_filters\":[],"
-            "\"transaction_replay\":false,\"transaction_replay_max_size\":1048576}}");
+            "\"transaction_replay\":false,\"transaction_replay_max_size\":1048576}" FO_DEFAULT);
     ok(GROUP,
        POOL "{\"max_connections_percent\":80,\"max_idle_connections_percent\":80,"
             "\"connection_borrow_timeout\":3600,\"init_query\":\"SET time_zone = '+00:00'\","
@@ -215,11 +220,11 @@ static void test_target_group(void **state)
        POOL "{\"connection_borrow_timeout\":3600,\"init_query\":\"SET time_zone = '+00:00'\","
             "\"max_connections_percent\":80,\"max_idle_connections_percent\":80,"
             "\"session_pinning_filters\":[\"EXCLUDE_VARIABLE_SETS\"],\"transaction_replay\":false,"
-            "\"transaction_replay_max_size\":1048576}}");
+            "\"transaction_replay_max_size\":1048576}" FO_DEFAULT);
     ok(GROUP, POOL "{\"max_idle_connections_percent\":0,\"connection_borrow_timeout\":0}}",
        POOL "{\"connection_borrow_timeout\":0,\"init_query\":\"\",\"max_connections_percent\":100,"
             "\"max_idle_connections_percent\":0,\"session_pinning_filters\":[],"
-            "\"transaction_replay\":false,\"transaction_replay_max_size\":1048576}}");
+            "\"transaction_replay\":false,\"transaction_replay_max_size\":1048576}" FO_DEFAULT);
 
     /* Transaction replay: off by default; the size bounds are inclusive and apply whether or not
      * replay is on. */
@@ -227,17 +232,17 @@ static void test_target_group(void **state)
        POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\","
             "\"max_connections_percent\":100,\"max_idle_connections_percent\":50,"
             "\"session_pinning_filters\":[],\"transaction_replay\":true,"
-            "\"transaction_replay_max_size\":1048576}}");
+            "\"transaction_replay_max_size\":1048576}" FO_DEFAULT);
     ok(GROUP, POOL "{\"transaction_replay\":true,\"transaction_replay_max_size\":67108864}}",
        POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\","
             "\"max_connections_percent\":100,\"max_idle_connections_percent\":50,"
             "\"session_pinning_filters\":[],\"transaction_replay\":true,"
-            "\"transaction_replay_max_size\":67108864}}");
+            "\"transaction_replay_max_size\":67108864}" FO_DEFAULT);
     ok(GROUP, POOL "{\"transaction_replay\":false,\"transaction_replay_max_size\":1024}}",
        POOL "{\"connection_borrow_timeout\":120,\"init_query\":\"\","
             "\"max_connections_percent\":100,\"max_idle_connections_percent\":50,"
             "\"session_pinning_filters\":[],\"transaction_replay\":false,"
-            "\"transaction_replay_max_size\":1024}}");
+            "\"transaction_replay_max_size\":1024}" FO_DEFAULT);
 
     bad(GROUP, "{\"targets\":[]}", "targets", "targets: unknown field");
     bad(GROUP, POOL "[]}", "connection_pool_config", "connection_pool_config: must be an object");
@@ -290,6 +295,30 @@ static void test_target_group(void **state)
         "connection_pool_config.transaction_replay_max_size: must be an integer");
     bad(GROUP, POOL "{\"max_connections\":5}}", "connection_pool_config.max_connections",
         "connection_pool_config.max_connections: unknown field");
+
+    /* Failover: EXTERNAL unless said otherwise; MANAGED needs both secrets. */
+    ok(GROUP, "{\"failover\":{\"mode\":\"DISABLED\"}}",
+       "{\"connection_pool_config\":" POOL_DEFAULTS
+       ",\"failover\":{\"mode\":\"DISABLED\",\"require_semi_sync\":true}}");
+    ok(GROUP,
+       "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":\"db-admin\","
+       "\"replication_secret\":\"repl\",\"require_semi_sync\":false}}",
+       "{\"connection_pool_config\":" POOL_DEFAULTS
+       ",\"failover\":{\"admin_secret\":\"db-admin\",\"mode\":\"MANAGED\","
+       "\"replication_secret\":\"repl\",\"require_semi_sync\":false}}");
+    bad(GROUP, "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":\"a\"}}",
+        "failover.replication_secret", "failover.replication_secret: required");
+    bad(GROUP, "{\"failover\":{\"mode\":\"MANAGED\",\"replication_secret\":\"r\"}}",
+        "failover.admin_secret", "failover.admin_secret: required");
+    bad(GROUP, "{\"failover\":{\"mode\":\"AUTO\"}}", "failover.mode",
+        "failover.mode: must be EXTERNAL, MANAGED or DISABLED");
+    bad(GROUP, "{\"failover\":{\"admin_secret\":\"no spaces\"}}", "failover.admin_secret",
+        "failover.admin_secret: must be the name of a secret (1..63 of A-Z a-z 0-9 . _ -)");
+    bad(GROUP, "{\"failover\":{\"require_semi_sync\":\"yes\"}}", "failover.require_semi_sync",
+        "failover.require_semi_sync: must be true or false");
+    bad(GROUP, "{\"failover\":{\"timeout\":1}}", "failover.timeout",
+        "failover.timeout: unknown field");
+    bad(GROUP, "{\"failover\":\"MANAGED\"}", "failover", "failover: must be an object");
 }
 
 static void test_target(void **state)

@@ -1,0 +1,263 @@
+"""Managed failover on three real sluice nodes in front of a real primary and two replicas (GTID,
+semi-synchronous replication, AFTER_SYNC; issue 5, acceptance 1 in its first form).
+
+Nothing but sluice acts: the test kills the primary (kill -9) under load and checks that
+- the leader promotes the most advanced replica, repoints the other one at it and commits it as the
+  writer (a new epoch, reason "failover: ... sluice promoted ...") on every node;
+- writes resume on the new writer within a few seconds of the kill (the time is printed; the
+  benchmark reports it over repeated failovers);
+- idle clients' next statements succeed, on the new writer; no client connection is dropped; a
+  writing client sees at most one error (1180, outcome unknown, for the statement in flight);
+- every acknowledged INSERT is on the new writer, and replicates to the repointed replica;
+- the old primary, brought back as a replica, holds no transaction the new writer lacks: nothing
+  reached it after the switch.
+A second test shows the refusal: with semi-synchronous replication off on the writer and
+require_semi_sync (the default), sluice does not promote, and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+import sluicelab  # noqa: E402
+from clustertools import run_cluster, wait_converged  # noqa: E402
+from pooltools import wait_for  # noqa: E402
+from replication import ReplicationGroup, replica_status, wait_caught_up  # noqa: E402
+
+OUTCOME_UNKNOWN = 1180
+ADMIN_GRANTS = ("RELOAD, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, "
+                "SLAVE MONITOR, BINLOG MONITOR ON *.*",)
+
+
+@pytest.fixture(scope="module")
+def group(lab_dir, tls):
+    g = ReplicationGroup(lab_dir / "managed-rg", replicas=2, tls=tls)
+    try:
+        g.start()
+    except Exception:
+        g.stop()
+        raise
+    with g.primary.admin(database=g.primary.database) as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE mf (client INT NOT NULL, seq INT NOT NULL, "
+                    "PRIMARY KEY (client, seq)) ENGINE=InnoDB")
+    g.wait_all_caught_up()
+    yield g
+    g.stop()
+
+
+@pytest.fixture(scope="module")
+def users(group):
+    app = group.create_user("mf_app")
+    admin = group.create_user("mf_admin", grants=ADMIN_GRANTS + ("ALL PRIVILEGES ON `{db}`.*",))
+    return app, admin
+
+
+def setup_proxy(c, group, app, admin, semi_sync_required=True):
+    leader = c.wait_leader()
+    for user in (app, admin, group.repl_user):
+        sluicelab.admin_write(leader, "PUT", f"/v1/secrets/{user.name}",
+                              {"ref": leader._secret_ref(user)})
+    sluicelab.admin_write(leader, "PUT", "/v1/proxies/main", {
+        "engine_family": "MYSQL", "listen_port": c.proxy_port, "require_tls": True,
+        "auth": [{"auth_scheme": "SECRETS", "secret": app.name,
+                  "client_password_auth_type": "MYSQL_NATIVE_PASSWORD"}]})
+    sluicelab.admin_write(leader, "PUT", "/v1/proxies/main/target-group", {
+        "connection_pool_config": {"max_connections_percent": 100,
+                                   "connection_borrow_timeout": 30, "transaction_replay": True},
+        "failover": {"mode": "MANAGED", "admin_secret": admin.name,
+                     "replication_secret": group.repl_user.name,
+                     "require_semi_sync": semi_sync_required}})
+    for i, db in enumerate(group.members, start=1):
+        sluicelab.admin_write(leader, "POST", "/v1/proxies/main/targets",
+                              {"id": f"db{i}", "host": db.host, "port": db.port,
+                               "role": "READ_WRITE" if db is group.primary else "READ_ONLY"})
+    for n in c.nodes:
+        n.proxies.append(sluicelab.ProxySpec("main", port=c.proxy_port, host=n.data_address,
+                                             auth=[sluicelab.Auth(app)]))
+    wait_converged(c.nodes)
+    c.wait_serving(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_dir, tls, mariadb, users, group):
+    app, admin = users
+    yield from run_cluster(lab_dir / "raft-managed", tls, mariadb, app,
+                           setup=lambda c: setup_proxy(c, group, app, admin))
+
+
+class Writers:
+    """Clients inserting (client, seq) rows in autocommit through the nodes until stopped."""
+
+    def __init__(self, nodes, user, per_node):
+        self.clients = [n for n in nodes for _ in range(per_node)]
+        self.user = user
+        self.stop_event = threading.Event()
+        self.acked = {i: [] for i in range(len(self.clients))}
+        self.times = {i: [] for i in range(len(self.clients))}
+        self.errors = {i: [] for i in range(len(self.clients))}
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(len(self.clients))]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _run(self, i):
+        import pymysql
+        conn = self.clients[i].connect(self.user, autocommit=True, read_timeout=60)
+        seq = 0
+        while not self.stop_event.is_set():
+            seq += 1
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO mf VALUES (%s, %s)", (i, seq))
+                self.acked[i].append(seq)
+                self.times[i].append(time.monotonic())
+            except pymysql.err.MySQLError as e:
+                self.errors[i].append((time.monotonic(), e.args[0], str(e)))
+                if not isinstance(e, pymysql.err.OperationalError) or e.args[0] in (2006, 2013):
+                    raise
+            time.sleep(0.02)
+        conn.close()
+
+    def stop(self):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(60)
+            assert not t.is_alive()
+
+
+def writer_doc(node):
+    status, _, doc = node.admin_json("GET", "/v1/proxies/main/writer")
+    assert status == 200, doc
+    return doc
+
+
+def port_of(conn) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@port")
+        return int(cur.fetchone()[0])
+
+
+def test_sluice_promotes_the_most_advanced_replica(cluster, group, users):
+    app, _ = users
+    nodes = cluster.nodes
+    old = group.primary
+    r1, r2 = group.replicas
+    idle = [n.connect(app, autocommit=True) for n in nodes for _ in range(3)]
+    for c in idle:
+        assert port_of(c) == old.port
+    # Make db3 (r2) the most advanced: db2's SQL thread stops applying (its IO thread keeps
+    # acknowledging, so semi-sync stays on), so promoting it would need its relay log first;
+    # sluice must pick db3 by GTID.
+    with r1.admin() as c, c.cursor() as cur:
+        cur.execute("STOP SLAVE SQL_THREAD")
+    writers = Writers(nodes, app, per_node=3).start()
+    time.sleep(1.5)
+    for n in nodes:
+        stats = json.loads(n.admin_request("/v1/stats")[2])
+        assert stats["pins"]["set_variable"] == 0, stats["pins"]
+
+    killed_at = time.monotonic()
+    group.kill(old)
+    wait_for("every node to apply the promoted replica as the writer",
+             lambda: all(writer_doc(n)["target"] == "db3" for n in nodes), timeout=20)
+    doc = writer_doc(nodes[0])
+    assert doc["epoch"] > 0 and "promoted" in doc["reason"], doc
+    acked_before = {i: len(writers.acked[i]) for i in writers.acked}
+    wait_for("writes through every client after the switch",
+             lambda: all(len(writers.acked[i]) > acked_before[i] + 3 for i in writers.acked),
+             timeout=20)
+    writers.stop()
+    first_after = min(t for ts in writers.times.values() for t in ts if t > killed_at)
+    print(f"\nwrites resumed {first_after - killed_at:.2f} s after the kill")
+
+    for c in idle:
+        assert port_of(c) == r2.port
+        c.close()
+    for i, errs in writers.errors.items():
+        assert len(errs) <= 1 and all(e[1] == OUTCOME_UNKNOWN for e in errs), errs
+
+    # Every acknowledged INSERT is on the new writer and on the repointed replica.
+    st = replica_status(r1)
+    assert int(st["Master_Port"]) == r2.port, st
+    with r1.admin() as c, c.cursor() as cur:
+        cur.execute("START SLAVE SQL_THREAD")
+    wait_caught_up(r1, r2, timeout=20)
+    for db in (r2, r1):
+        with db.admin(database=db.database) as c, c.cursor() as cur:
+            for i, seqs in writers.acked.items():
+                cur.execute("SELECT seq FROM mf WHERE client = %s", (i,))
+                have = {r[0] for r in cur.fetchall()}
+                missing = [s for s in seqs if s not in have]
+                assert not missing, f"client {i}: acknowledged but missing on port {db.port}"
+
+    # The old primary comes back as a replica: it has nothing the new writer lacks.
+    group.primary = r2
+    group.source[r1] = r2
+    group.rejoin(old, r2)
+    wait_caught_up(old, r2, timeout=20)
+    with old.admin() as c, c.cursor() as cur:
+        cur.execute("SELECT @@gtid_binlog_pos")
+        old_pos = cur.fetchone()[0]
+    with r2.admin() as c, c.cursor() as cur:
+        cur.execute("SELECT @@gtid_binlog_pos")
+        new_pos = cur.fetchone()[0]
+    assert old_pos == new_pos, (old_pos, new_pos)
+    log = "".join(n.log_text() for n in nodes)
+    assert "promoted" in log and "writer is now target db3" in log
+
+
+@pytest.fixture(scope="module")
+def async_group(lab_dir, tls):
+    g = ReplicationGroup(lab_dir / "managed-async-rg", replicas=1, tls=tls, semi_sync=False)
+    try:
+        g.start()
+    except Exception:
+        g.stop()
+        raise
+    yield g
+    g.stop()
+
+
+@pytest.fixture(scope="module")
+def async_cluster(lab_dir, tls, mariadb, async_group):
+    app = async_group.create_user("mfa_app")
+    admin = async_group.create_user("mfa_admin",
+                                    grants=ADMIN_GRANTS + ("ALL PRIVILEGES ON `{db}`.*",))
+    yield from run_cluster(lab_dir / "raft-managed-async", tls, mariadb, app,
+                           setup=lambda c: setup_proxy(c, async_group, app, admin))
+
+
+def test_no_promotion_without_semi_sync(async_cluster, async_group):
+    """Asynchronous replication: an acknowledged commit may be on the writer alone, so with
+    require_semi_sync (the default) sluice does not promote; it says why, and an operator's
+    decision (PUT /writer) still moves the writer."""
+    nodes = async_cluster.nodes
+    old, replica = async_group.primary, async_group.replicas[0]
+    wait_for("the nodes to see the writer without semi-sync",
+             lambda: all(f'sluice_target_semi_sync{{target="{old.host}:{old.port}"}} 0'
+                         in n.admin_request("/metrics")[2].decode() for n in nodes), timeout=10)
+    async_group.kill(old)
+    wait_for("the leader to refuse, saying why",
+             lambda: any("not promoting: semi-synchronous replication was off" in n.log_text()
+                         for n in nodes), timeout=15)
+    time.sleep(2.0)
+    assert all(writer_doc(n)["target"] == "db1" for n in nodes)
+    with replica.admin() as c, c.cursor() as cur:
+        cur.execute("SELECT @@read_only")
+        assert cur.fetchone()[0] == 1, "the replica was promoted anyway"
+    # The operator checks, promotes and tells sluice.
+    async_group.promote(replica)
+    sluicelab.admin_write(nodes[0], "PUT", "/v1/proxies/main/writer",
+                          {"target": "db2", "reason": "operator, after checking"})
+    wait_for("every node to apply the operator's writer",
+             lambda: all(writer_doc(n)["target"] == "db2" for n in nodes), timeout=10)
