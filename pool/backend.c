@@ -172,6 +172,7 @@ static void on_be_error(struct sl_stream *st, int status)
     }
     struct sl_session *s = b->session;
     sl_info(s ? s->id : 0, "backend %llu lost: %s", (unsigned long long)b->id, uv_strerror(status));
+    t->last_loss = sl_now(t->proxy->worker);
     if (b->state == SL_BE_IDLE) {
         sl_list_remove(&b->link);
         t->idle--;
@@ -311,8 +312,11 @@ static const struct sl_vars *wanted(struct sl_backend *b, struct sl_vars *tmp)
 static bool prepare_step(struct sl_backend *b)
 {
     struct sl_session *s = b->session;
-    if (b->idle_since > 0 &&
-        sl_now(b->share->target->proxy->worker) - b->idle_since > CHECK_AFTER_IDLE_S) {
+    /* Also after a connection of the same target died (a failover, a restart): its idle siblings
+     * are likely dead too, and a client's command must not be the one to find out. */
+    const struct sl_target *t = b->share->target;
+    if (b->idle_since > 0 && (sl_now(t->proxy->worker) - b->idle_since > CHECK_AFTER_IDLE_S ||
+                              b->idle_since <= t->last_loss)) {
         b->idle_since = 0;
         b->prep = SL_PREP_PING;
         send_internal(b, SL_COM_PING, NULL, 0, SL_RESP_OK_ERR);
@@ -670,6 +674,7 @@ static void relay(struct sl_backend *b)
                 span_flush(&sp);
                 sl_info(s->id, "backend %llu: the server closes the connection",
                         (unsigned long long)b->id);
+                b->share->target->last_loss = sl_now(s->proxy->worker);
                 sl_backend_abort(b);
                 return;
             }

@@ -62,6 +62,8 @@ struct sl_target {
     enum sl_target_health health;
     char health_reason[32]; /* CONNECTION_FAILED, AUTH_FAILURE, ... */
     uv_timer_t retry_timer; /* reconnect back-off while unavailable */
+    double last_loss;       /* loop time (s) a connection of this target last died under use:
+                             * the ones idle since before then are pinged before being lent */
     bool retry_armed;
 };
 

@@ -653,7 +653,7 @@ static void finish_command(struct sl_session *s, bool insert_id)
  *   the next command, then the session goes on as a fresh one.
  * The client keeps its connection in every case but one: an answer already partly relayed. */
 
-/* Backends lost while serving one command before it gives up (each one a fresh connection). */
+/* Backends lost with the command sent before the session gives up on it. */
 #define MAX_RECOVERIES 3
 
 /* What a command other than COM_QUERY does if it runs twice. */
@@ -994,9 +994,12 @@ void sl_session_backend_lost(struct sl_session *s)
     s->proxy->worker->stats.backends_lost_under_session++;
     if (s->state == SL_SS_WAITING && s->borrowed) {
         /* Lost while being prepared (or replaying): nothing of the command reached it, and what
-         * the session had there is rebuilt on the next one. */
+         * the session had there is rebuilt on the next one. Not counted against MAX_RECOVERIES:
+         * after a failover the pool may hold many dead idle connections, each found by a ping
+         * here, and only so many (new connections to a dead server fail to log in instead). A
+         * replay that loses its connection again and again does count. */
         s->borrowed = false;
-        if (++s->recoveries > MAX_RECOVERIES) {
+        if (s->replay_pending && ++s->recoveries > MAX_RECOVERIES) {
             give_up(s);
             return;
         }

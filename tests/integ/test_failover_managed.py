@@ -92,8 +92,13 @@ def cluster(lab_dir, tls, mariadb, users, group):
                            setup=lambda c: setup_proxy(c, group, app, admin))
 
 
+WRITERS_PER_NODE = 34  # about 100 writing clients over the three nodes (acceptance 1)
+IDLE_PER_NODE = 34     # and about 100 idle ones
+
+
 class Writers:
-    """Clients inserting (client, seq) rows in autocommit through the nodes until stopped."""
+    """Clients running short write transactions (BEGIN; INSERT (client, seq); COMMIT) through the
+    nodes until stopped."""
 
     def __init__(self, nodes, user, per_node):
         self.clients = [n for n in nodes for _ in range(per_node)]
@@ -118,14 +123,16 @@ class Writers:
             seq += 1
             try:
                 with conn.cursor() as cur:
+                    cur.execute("BEGIN")
                     cur.execute("INSERT INTO mf VALUES (%s, %s)", (i, seq))
+                    cur.execute("COMMIT")
                 self.acked[i].append(seq)
                 self.times[i].append(time.monotonic())
             except pymysql.err.MySQLError as e:
                 self.errors[i].append((time.monotonic(), e.args[0], str(e)))
                 if not isinstance(e, pymysql.err.OperationalError) or e.args[0] in (2006, 2013):
                     raise
-            time.sleep(0.02)
+            time.sleep(0.05)
         conn.close()
 
     def stop(self):
@@ -152,7 +159,7 @@ def test_sluice_promotes_the_most_advanced_replica(cluster, group, users):
     nodes = cluster.nodes
     old = group.primary
     r1, r2 = group.replicas
-    idle = [n.connect(app, autocommit=True) for n in nodes for _ in range(3)]
+    idle = [n.connect(app, autocommit=True) for n in nodes for _ in range(IDLE_PER_NODE)]
     for c in idle:
         assert port_of(c) == old.port
     # Make db3 (r2) the most advanced: db2's SQL thread stops applying (its IO thread keeps
@@ -160,8 +167,8 @@ def test_sluice_promotes_the_most_advanced_replica(cluster, group, users):
     # sluice must pick db3 by GTID.
     with r1.admin() as c, c.cursor() as cur:
         cur.execute("STOP SLAVE SQL_THREAD")
-    writers = Writers(nodes, app, per_node=3).start()
-    time.sleep(1.5)
+    writers = Writers(nodes, app, per_node=WRITERS_PER_NODE).start()
+    time.sleep(3.0)
     for n in nodes:
         stats = json.loads(n.admin_request("/v1/stats")[2])
         assert stats["pins"]["set_variable"] == 0, stats["pins"]
@@ -183,6 +190,9 @@ def test_sluice_promotes_the_most_advanced_replica(cluster, group, users):
     for c in idle:
         assert port_of(c) == r2.port
         c.close()
+    codes = [e[1] for errs in writers.errors.values() for e in errs]
+    print(f"{len(writers.acked)} writers, {len(idle)} idle clients; client errors by code: "
+          f"{ {c: codes.count(c) for c in set(codes)} }")
     for i, errs in writers.errors.items():
         assert len(errs) <= 1 and all(e[1] == OUTCOME_UNKNOWN for e in errs), errs
 
