@@ -38,6 +38,7 @@ static const struct route routes[SL_ROUTE_COUNT] = {
     R(SL_ROUTE_BUDGET_GET, "GET", "/v1/budget"),
     R(SL_ROUTE_BUDGET_REPORT, "POST", "/v1/internal/budget/report"),
     R(SL_ROUTE_FAILOVER_REPORT, "POST", "/v1/internal/failover/report"),
+    R(SL_ROUTE_EVENTS, "GET", "/v1/events"),
 #undef R
 };
 

@@ -36,6 +36,7 @@ enum sl_route_id {
     SL_ROUTE_BUDGET_GET,                  /* GET    /v1/budget */
     SL_ROUTE_BUDGET_REPORT,               /* POST   /v1/internal/budget/report */
     SL_ROUTE_FAILOVER_REPORT,             /* POST   /v1/internal/failover/report */
+    SL_ROUTE_EVENTS,                      /* GET    /v1/events */
     SL_ROUTE_COUNT
 };
 

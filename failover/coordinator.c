@@ -6,8 +6,10 @@
 
 #include <openssl/crypto.h>
 
+#include "admin/validate.h"
 #include "base/log.h"
 #include "base/secret.h"
+#include "failover/events.h"
 #include "failover/promote.h"
 #include "failover/verdict.h"
 
@@ -76,6 +78,13 @@ struct sl_failover {
     size_t n_views;
     struct decision dec[PROXIES_MAX];
     size_t n_dec;
+    /* Every node: the writer epoch applied last per proxy, to record each new one once. */
+    struct {
+        char proxy[64];
+        uint64_t epoch;
+    } seen[PROXIES_MAX];
+    size_t n_seen;
+    struct sl_events events;
 };
 
 static void maybe_free(struct sl_failover *f)
@@ -115,12 +124,14 @@ static void on_report_answer(int status, const char *body, size_t len, const cha
 }
 
 static void decide_all(struct sl_failover *f);
+static void note_applied_writers(struct sl_failover *f);
 
 static void on_timer(uv_timer_t *timer)
 {
     struct sl_failover *f = timer->data;
     struct sl_store_info info;
     sl_store_info(f->store, &info);
+    note_applied_writers(f);
     json_t *targets = json_array();
     sl_health_each(f->health, add_view, targets);
     json_t *rep = json_pack("{s:I,s:o}", "node", (json_int_t)f->node_id, "targets", targets);
@@ -329,14 +340,18 @@ static void on_proposed(struct sl_store *s, const struct sl_store_result *r, voi
     struct decision *d = decision_of(f, p->proxy);
     if (d)
         d->in_flight = false;
-    if (r->status == SL_STORE_OK && r->fsm.outcome == SL_FSM_OK)
+    if (r->status == SL_STORE_OK && r->fsm.outcome == SL_FSM_OK) {
         sl_warn(0, "failover: proxy %s: writer is now target %s (epoch %llu)", p->proxy, p->target,
                 (unsigned long long)r->fsm.revision);
-    else if (!f->closing)
-        sl_warn(0,
-                "failover: proxy %s: moving the writer to %s did not commit (status %d, "
-                "outcome %d)",
-                p->proxy, p->target, r->status, (int)r->fsm.outcome);
+        sl_events_add(&f->events, "writer_committed", p->proxy, p->target, r->fsm.revision, f->name,
+                      "");
+    } else if (!f->closing) {
+        char detail[120];
+        snprintf(detail, sizeof detail, "status %d, outcome %d", r->status, (int)r->fsm.outcome);
+        sl_warn(0, "failover: proxy %s: moving the writer to %s did not commit (%s)", p->proxy,
+                p->target, detail);
+        sl_events_add(&f->events, "writer_not_committed", p->proxy, p->target, 0, f->name, detail);
+    }
     free(p);
     maybe_free(f);
 }
@@ -370,6 +385,7 @@ static void propose(struct sl_failover *f, struct decision *d, const char *proxy
     if (sl_store_propose(f->store, &c, on_proposed, p) == SL_STORE_OK) {
         d->in_flight = true;
         f->pending++;
+        sl_events_add(&f->events, "writer_proposed", proxy, to->id, epoch, f->name, reason);
     } else {
         free(p);
     }
@@ -472,21 +488,24 @@ static void on_promotion_done(bool ok, const char *error, void *arg)
         if (!ok)
             d->retry_ns = uv_hrtime() + 2000000000ull;
     }
-    if (!ok && !f->closing)
+    if (!ok && !f->closing) {
         sl_warn(0, "failover: proxy %s: promoting %s failed, trying again in 2 s: %s", p->proxy,
                 p->to.id, error);
-    else if (ok && d && !f->closing)
+        sl_events_add(&f->events, "promotion_failed", p->proxy, p->to.id, p->epoch, f->name, error);
+    } else if (ok && d && !f->closing)
         propose(f, d, p->proxy, &p->to, p->epoch,
                 "the writer is down for a majority; sluice promoted the most advanced replica");
     free(p);
     maybe_free(f);
 }
 
-/* Log a refusal once per reason. */
-static void refuse(struct decision *d, const char *proxy, const char *why)
+/* Log (and record) a refusal once per reason. */
+static void refuse(struct sl_failover *f, struct decision *d, const char *proxy, const char *why)
 {
-    if (d->last_refusal != why)
+    if (d->last_refusal != why) {
         sl_warn(0, "failover: proxy %s: not promoting: %s", proxy, why);
+        sl_events_add(&f->events, "promotion_refused", proxy, "", 0, f->name, why);
+    }
     d->last_refusal = why;
 }
 
@@ -495,7 +514,7 @@ static void managed(struct sl_failover *f, struct decision *d, const struct fcfg
                     size_t writer, uint64_t epoch, const size_t *fresh, size_t n_fresh)
 {
     if (cfg->require_semi_sync && d->writer_semi_sync != 1) {
-        refuse(d, proxy,
+        refuse(f, d, proxy,
                d->writer_semi_sync == 0
                    ? "semi-synchronous replication was off on the writer at its last check, so "
                      "an acknowledged commit may exist on no replica (require_semi_sync)"
@@ -523,14 +542,14 @@ static void managed(struct sl_failover *f, struct decision *d, const struct fcfg
         }
     size_t pick = sl_verdict_pick_replica(in, gtids);
     if (pick == SIZE_MAX) {
-        refuse(d, proxy, "no replica is up for a majority, or their positions diverged");
+        refuse(f, d, proxy, "no replica is up for a majority, or their positions diverged");
         return;
     }
     struct sl_promote_request *rq = calloc(1, sizeof *rq);
     struct promotion *p = calloc(1, sizeof *p);
     if (!rq || !p || cred_of(f, cfg->admin_secret, &rq->admin) != 0 ||
         cred_of(f, cfg->repl_secret, &rq->repl) != 0) {
-        refuse(d, proxy, "the failover secrets cannot be resolved");
+        refuse(f, d, proxy, "the failover secrets cannot be resolved");
         goto out;
     }
     snprintf(rq->candidate.host, sizeof rq->candidate.host, "%s", l->t[pick].host);
@@ -558,6 +577,8 @@ static void managed(struct sl_failover *f, struct decision *d, const struct fcfg
         d->promoting = true;
         d->last_refusal = "";
         f->pending++;
+        sl_events_add(&f->events, "promotion_started", proxy, p->to.id, epoch, f->name,
+                      gtids[pick]);
         p = NULL;
     }
 out:
@@ -658,9 +679,71 @@ static void on_report_route(struct sl_admin_request *rq, void *arg)
     }
 }
 
+/* GET /v1/events[?after=N]: this node's events, oldest first. */
+static void on_events_route(struct sl_admin_request *rq, void *arg)
+{
+    struct sl_failover *f = arg;
+    uint64_t after = 0;
+    const char *q = rq->http.query;
+    if (q && !(strcmp(q, "after=0") == 0 ||
+               (strncmp(q, "after=", 6) == 0 && sl_validate_node_id(q + 6, &after) == 0))) {
+        sl_admin_reply_problem(rq, 400, "the only query is after=N (an event sequence number)");
+        return;
+    }
+    json_t *doc = sl_events_json(&f->events, after);
+    if (!doc) {
+        sl_admin_reply_problem(rq, 500, "out of memory");
+        return;
+    }
+    struct sl_http_response head = {.status = 200};
+    sl_admin_reply_json(rq, &head, doc);
+}
+
+/* Every node records each writer epoch it applies (the Raft index that decided it). */
+static int note_writer(const char *name, size_t name_len, const char *json, size_t json_len,
+                       uint64_t revision, void *arg)
+{
+    struct sl_failover *f = arg;
+    char proxy[64];
+    if (name_len >= sizeof proxy)
+        return 0;
+    memcpy(proxy, name, name_len);
+    proxy[name_len] = '\0';
+    size_t i = 0;
+    while (i < f->n_seen && strcmp(f->seen[i].proxy, proxy) != 0)
+        i++;
+    if (i == f->n_seen) {
+        if (f->n_seen == PROXIES_MAX)
+            return 0;
+        snprintf(f->seen[f->n_seen].proxy, sizeof f->seen[0].proxy, "%s", proxy);
+        f->seen[f->n_seen++].epoch = 0;
+    }
+    if (f->seen[i].epoch == revision)
+        return 0;
+    f->seen[i].epoch = revision;
+    json_t *doc = json_loadb(json, json_len, 0, NULL);
+    sl_events_add(&f->events, "writer_applied", proxy,
+                  json_string_value(json_object_get(doc, "target")), revision,
+                  json_string_value(json_object_get(doc, "decided_by")),
+                  json_string_value(json_object_get(doc, "reason")));
+    json_decref(doc);
+    return 0;
+}
+
+static void note_applied_writers(struct sl_failover *f)
+{
+    sl_store_list(f->store, SL_RAFT_WRITER, NULL, note_writer, f);
+}
+
+void sl_failover_applied(struct sl_failover *f)
+{
+    note_applied_writers(f);
+}
+
 void sl_failover_routes(struct sl_failover *f, struct sl_admin_server *srv)
 {
     sl_admin_handle(srv, SL_ROUTE_FAILOVER_REPORT, on_report_route, f);
+    sl_admin_handle(srv, SL_ROUTE_EVENTS, on_events_route, f);
 }
 
 /* ---- life cycle ----------------------------------------------------------------------------- */

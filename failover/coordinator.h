@@ -34,7 +34,9 @@ struct sl_failover_options {
 int sl_failover_open(struct sl_failover **out, uv_loop_t *loop, struct sl_store *store,
                      struct sl_health *health, struct sl_fwd *fwd,
                      const struct sl_failover_options *opt);
-/* Serve POST /v1/internal/failover/report on srv. */
+/* The store applied new entries: record a new writer epoch as an event, with this moment. */
+void sl_failover_applied(struct sl_failover *f);
+/* Serve POST /v1/internal/failover/report and GET /v1/events on srv. */
 void sl_failover_routes(struct sl_failover *f, struct sl_admin_server *srv);
 /* A node's report, as the route takes it: 0 kept, 1 not the leader, -1 malformed (err says why). */
 int sl_failover_report(struct sl_failover *f, json_t *rep, char *err, size_t errlen);

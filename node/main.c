@@ -202,6 +202,8 @@ static void on_store_applied(struct sl_store *s, uint64_t applied_index, void *a
         apply_store_state(n);
     if (n->budget)
         sl_budget_applied(n->budget);
+    if (n->failover)
+        sl_failover_applied(n->failover);
 }
 
 static void on_registered(struct sl_store *s, const struct sl_store_result *r, void *arg)

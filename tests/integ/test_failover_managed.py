@@ -121,13 +121,14 @@ class Writers:
         seq = 0
         while not self.stop_event.is_set():
             seq += 1
+            started = time.monotonic()
             try:
                 with conn.cursor() as cur:
                     cur.execute("BEGIN")
                     cur.execute("INSERT INTO mf VALUES (%s, %s)", (i, seq))
                     cur.execute("COMMIT")
                 self.acked[i].append(seq)
-                self.times[i].append(time.monotonic())
+                self.times[i].append((started, time.monotonic()))
             except pymysql.err.MySQLError as e:
                 self.errors[i].append((time.monotonic(), e.args[0], str(e)))
                 if not isinstance(e, pymysql.err.OperationalError) or e.args[0] in (2006, 2013):
@@ -140,6 +141,12 @@ class Writers:
         for t in self.threads:
             t.join(60)
             assert not t.is_alive()
+
+
+def events(node) -> list:
+    status, _, doc = node.admin_json("GET", "/v1/events")
+    assert status == 200, doc
+    return doc["events"]
 
 
 def writer_doc(node):
@@ -179,12 +186,24 @@ def test_sluice_promotes_the_most_advanced_replica(cluster, group, users):
              lambda: all(writer_doc(n)["target"] == "db3" for n in nodes), timeout=20)
     doc = writer_doc(nodes[0])
     assert doc["epoch"] > 0 and "promoted" in doc["reason"], doc
+    # Who decided what, at which index and when: every node applied that epoch; the leader
+    # started the promotion and committed it.
+    for n in nodes:
+        evs = events(n)
+        applied = [e for e in evs if e["kind"] == "writer_applied" and e["epoch"] == doc["epoch"]]
+        assert applied and applied[0]["target"] == "db3", evs
+        assert applied[0]["decided_by"] == doc["decided_by"]
+    leader = next(n for n in nodes if n.id == doc["decided_by"])
+    kinds = [e["kind"] for e in events(leader)]
+    assert kinds.index("promotion_started") < kinds.index("writer_committed"), kinds
     acked_before = {i: len(writers.acked[i]) for i in writers.acked}
     wait_for("writes through every client after the switch",
              lambda: all(len(writers.acked[i]) > acked_before[i] + 3 for i in writers.acked),
              timeout=20)
     writers.stop()
-    first_after = min(t for ts in writers.times.values() for t in ts if t > killed_at)
+    # The first transaction begun after the kill that committed.
+    first_after = min(end for ts in writers.times.values() for start, end in ts
+                      if start > killed_at)
     print(f"\nwrites resumed {first_after - killed_at:.2f} s after the kill")
 
     for c in idle:
@@ -262,6 +281,8 @@ def test_no_promotion_without_semi_sync(async_cluster, async_group):
                          for n in nodes), timeout=15)
     time.sleep(2.0)
     assert all(writer_doc(n)["target"] == "db1" for n in nodes)
+    assert any(e["kind"] == "promotion_refused" and "semi-synchronous" in e["detail"]
+               for n in nodes for e in events(n))
     with replica.admin() as c, c.cursor() as cur:
         cur.execute("SELECT @@read_only")
         assert cur.fetchone()[0] == 1, "the replica was promoted anyway"

@@ -43,6 +43,7 @@ static const struct expect every_route[] = {
     {"GET", "/v1/budget", SL_ROUTE_BUDGET_GET, NULL, NULL},
     {"POST", "/v1/internal/budget/report", SL_ROUTE_BUDGET_REPORT, NULL, NULL},
     {"POST", "/v1/internal/failover/report", SL_ROUTE_FAILOVER_REPORT, NULL, NULL},
+    {"GET", "/v1/events", SL_ROUTE_EVENTS, NULL, NULL},
 };
 
 static void test_every_route(void **state)
