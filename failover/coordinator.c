@@ -42,6 +42,7 @@ struct view {
 struct decision {
     char proxy[64];
     const char *last_why;
+    size_t last_gone; /* voters that saw the writer gone at the last round */
     bool in_flight;
     bool promoting;
     uint64_t retry_ns; /* no new promotion attempt before (uv_hrtime) */
@@ -622,10 +623,14 @@ static void decide(struct sl_failover *f, const char *proxy, size_t voters, cons
         .voters = voters, .nodes = n_fresh, .targets = vt, .n_targets = l.n, .writer = writer};
     struct sl_verdict v;
     sl_verdict_external(&in, &v);
-    if (v.why != d->last_why && v.gone_votes > 0)
+    /* Logged when the picture changes: a node losing sight of the writer is worth a line even
+     * when it changes nothing. */
+    if ((v.why != d->last_why || v.gone_votes != d->last_gone) &&
+        (v.gone_votes > 0 || d->last_gone > 0))
         sl_info(0, "failover: proxy %s: %s (%zu of %zu voters see the writer gone)", proxy, v.why,
                 v.gone_votes, voters);
     d->last_why = v.why;
+    d->last_gone = v.gone_votes;
     if (v.kind != SL_VERDICT_SWITCH) {
         if (v.writer_gone && cfg.mode == MODE_MANAGED && uv_hrtime() >= d->retry_ns)
             managed(f, d, &cfg, proxy, &l, &in, writer, epoch, fresh, n_fresh);

@@ -82,3 +82,31 @@ table inet {self.table} {{
 
     def __exit__(self, *exc):
         self.heal()
+
+
+class DbCut:
+    """Cut one node (running with its own gid) off from database ports, and only from them: its
+    peers, its clients and its admin API stay reachable. Packets are dropped, not refused, as on a
+    real partition. cut = DbCut(gid, [port, ...]); cut.apply(); ...; cut.heal()."""
+
+    def __init__(self, gid: int, ports):
+        self.gid, self.ports = gid, sorted(ports)
+        self.table = f"sluice_cut_{os.getpid()}_{next(_seq)}"
+        self.active = False
+
+    def apply(self):
+        _remove_stale()
+        ports = ", ".join(str(p) for p in self.ports)
+        _nft("-f", "-", input_text=f"""
+table inet {self.table} {{
+  chain out {{
+    type filter hook output priority -10; policy accept;
+    meta skgid {self.gid} tcp dport {{ {ports} }} drop
+  }}
+}}
+""")
+        self.active = True
+
+    heal = Cut.heal
+    __enter__ = Cut.__enter__
+    __exit__ = Cut.__exit__
