@@ -641,7 +641,8 @@ static int parse_proxy(const struct jobj *px, struct sl_proxy_config *p)
                                        "require_tls",   "idle_client_timeout",
                                        "debug_logging", "max_packet_size",
                                        "auth",          "connection_pool_config",
-                                       "targets",       NULL};
+                                       "targets",       "routing",
+                                       NULL};
     char path[PATH_LABEL_MAX];
     struct jobj child;
     long long idle = 1800, max_packet = DEFAULT_MAX_PACKET;
@@ -654,6 +655,13 @@ static int parse_proxy(const struct jobj *px, struct sl_proxy_config *p)
         get_bool(px, "debug_logging", &p->debug_logging) ||
         get_int(px, "max_packet_size", false, 1024, MAX_PACKET_LIMIT, &max_packet))
         return -1;
+    const char *routing = "READ_WRITE";
+    if (get_string(px, "routing", false, &routing))
+        return -1;
+    if (strcmp(routing, "READ_ONLY") == 0)
+        p->read_only_routing = true;
+    else if (strcmp(routing, "READ_WRITE") != 0)
+        return fail(px, "routing", "must be \"READ_WRITE\" or \"READ_ONLY\"");
     p->idle_client_timeout = (unsigned)idle;
     p->max_packet_size = (uint32_t)max_packet;
 

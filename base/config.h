@@ -53,7 +53,10 @@ struct sl_proxy_config {
     struct sl_auth_config *auth; /* at least one */
     size_t n_auth;
     struct sl_pool_config pool;       /* "connection_pool_config" */
-    struct sl_target_config *targets; /* at least one; targets[0] is the writer for now */
+    struct sl_target_config *targets; /* at least one; targets[0] is the writer */
+    /* "routing": "READ_ONLY" (a READ_ONLY endpoint): sessions go to the least busy target that
+     * the health checks see up and read-only, and to the writer when there is none. */
+    bool read_only_routing;
     size_t n_targets;
 };
 

@@ -121,6 +121,8 @@ static void note_success(struct target *t, const struct sl_dbprobe_result *r)
     snprintf(t->gtid, sizeof t->gtid, "%s", r->gtid);
 }
 
+static void view_of(const struct sl_health *h, const struct target *t, struct sl_health_view *out);
+
 static void on_check_done(const struct sl_dbprobe_result *r, void *arg)
 {
     struct target *t = arg;
@@ -140,6 +142,11 @@ static void on_check_done(const struct sl_dbprobe_result *r, void *arg)
             note_success(t, r);
         else
             note_failure(t, r->error_code, r->error, now - t->started_ms);
+        if (h->opt.on_check) {
+            struct sl_health_view v;
+            view_of(h, t, &v);
+            h->opt.on_check(h->opt.check_arg, &v);
+        }
     }
     maybe_finish(h);
 }
@@ -298,25 +305,30 @@ int sl_health_set_targets(struct sl_health *h, const struct sl_health_target_cfg
     return 0;
 }
 
-void sl_health_each(struct sl_health *h, sl_health_cb cb, void *arg)
+static void view_of(const struct sl_health *h, const struct target *t, struct sl_health_view *out)
 {
     uint64_t now = uv_now(h->loop);
+    *out = (struct sl_health_view){
+        .host = t->host,
+        .port = t->port,
+        .state = t->state,
+        .reason = t->reason,
+        .read_only = t->read_only,
+        .replicating = t->replicating,
+        .gtid = t->gtid,
+        .semi_sync = t->semi_sync,
+        .failures = t->failures,
+        .age_ms = t->checked_ms ? now - t->checked_ms : UINT64_MAX,
+        .checks = t->checks,
+        .error = t->error,
+    };
+}
+
+void sl_health_each(struct sl_health *h, sl_health_cb cb, void *arg)
+{
     for (size_t i = 0; i < h->n; i++) {
-        const struct target *t = h->t[i];
-        struct sl_health_view v = {
-            .host = t->host,
-            .port = t->port,
-            .state = t->state,
-            .reason = t->reason,
-            .read_only = t->read_only,
-            .replicating = t->replicating,
-            .gtid = t->gtid,
-            .semi_sync = t->semi_sync,
-            .failures = t->failures,
-            .age_ms = t->checked_ms ? now - t->checked_ms : UINT64_MAX,
-            .checks = t->checks,
-            .error = t->error,
-        };
+        struct sl_health_view v;
+        view_of(h, h->t[i], &v);
         cb(&v, arg);
     }
 }

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 struct sl_health;
+struct sl_health_view;
 
 struct sl_health_target_cfg {
     char host[256];
@@ -42,6 +43,9 @@ struct sl_health_options {
     bool (*reserve)(void *arg, const char *proxy, const char *host, uint16_t port);
     void (*release)(void *arg, const char *proxy, const char *host, uint16_t port);
     void *budget_arg;
+    /* Called after every finished check with the target's view (may be NULL). */
+    void (*on_check)(void *arg, const struct sl_health_view *v);
+    void *check_arg;
 };
 
 enum sl_health_state {

@@ -19,10 +19,27 @@ static void release(void *arg, const char *proxy, const char *host, uint16_t por
     sl_worker_release_connection(c->worker, proxy, host, port);
 }
 
+/* A READ_ONLY endpoint reads from what the checks see up and read-only. */
+static void on_check(void *arg, const struct sl_health_view *v)
+{
+    struct sl_node_checks *c = arg;
+    sl_worker_set_reader(c->worker, v->host, v->port,
+                         v->state == SL_HEALTH_AVAILABLE && v->read_only == 1);
+}
+
+static void push_reader(const struct sl_health_view *v, void *arg)
+{
+    on_check(arg, v);
+}
+
 int sl_node_checks_start(struct sl_node_checks *c, uv_loop_t *loop, struct sl_worker *w,
                          const char *bind_ip)
 {
-    struct sl_health_options opt = {.reserve = reserve, .release = release, .budget_arg = c};
+    struct sl_health_options opt = {.reserve = reserve,
+                                    .release = release,
+                                    .budget_arg = c,
+                                    .on_check = on_check,
+                                    .check_arg = c};
     if (bind_ip)
         snprintf(opt.bind_ip, sizeof opt.bind_ip, "%s", bind_ip);
     c->worker = w;
@@ -58,6 +75,8 @@ void sl_node_checks_config(struct sl_node_checks *c, const struct sl_config *cfg
     if (sl_health_set_targets(c->health, t, k) != 0)
         sl_error(0, "health checks: out of memory; keeping the previous targets");
     free(t);
+    /* Proxies the reload just created know nothing yet: tell them what the checks know. */
+    sl_health_each(c->health, push_reader, c);
 }
 
 struct metrics_ctx {

@@ -114,20 +114,17 @@ static const char *committed_writer(json_t *state, const char *name, json_t *tar
  * switch_writer: every connection to the old writer goes at once, sessions follow to the new
  * one), whereas a change of the set replaces the proxy and lets the old sessions finish on the
  * old pools, which would keep writing to a demoted writer. Keeping the set stable across writer
- * decisions makes each of them a switch in place.
- *
- * With readers_only (a READ_ONLY endpoint): the READ_ONLY targets alone, never the committed
- * writer (a promoted reader stops being a reader). Entries without a usable host or port are
+ * decisions makes each of them a switch in place. Entries without a usable host or port are
  * rendered as they are for the parser to reject. */
-static json_t *render_targets(json_t *targets, const char *writer, bool readers_only)
+static json_t *render_targets(json_t *targets, const char *writer)
 {
     json_t *out = json_array();
     const char *id;
     json_t *t;
 
-    if (out && writer && !readers_only && append_target(out, json_object_get(targets, writer)))
+    if (out && writer && append_target(out, json_object_get(targets, writer)))
         goto oom;
-    for (int pass = readers_only ? 1 : 0; out && pass < 2; pass++) {
+    for (int pass = 0; out && pass < 2; pass++) {
         json_object_foreach(targets, id, t)
         {
             const char *role = json_string_value(json_object_get(t, "role"));
@@ -240,7 +237,7 @@ static json_t *render_proxy(const struct sl_config *file, json_t *state, const c
                           "auth", auth);
     const char *writer = committed_writer(state, name, targets);
     note_writer(state, name, targets, writer, notes, writers);
-    json_t *list = e ? render_targets(targets, writer, false) : NULL;
+    json_t *list = e ? render_targets(targets, writer) : NULL;
     bool ok = list && json_object_set_new(e, "targets", list) == 0;
     for (size_t k = 0; ok && k < sizeof keys / sizeof keys[0]; k++)
         ok = copy_key(e, body, keys[k]) == 0;
@@ -286,12 +283,11 @@ static int add_rendered(const struct sl_config *file, json_t *proxies, json_t *e
 }
 
 /* A proxy's extra endpoints (RDS's DBProxyEndpoint): each is served as a proxy of its own named
- * "<proxy>.<endpoint>", on the endpoint's port, with the proxy's users and pool settings. A
- * READ_WRITE endpoint reaches the proxy's targets like the proxy itself (the writer first); a
- * READ_ONLY one reaches the READ_ONLY targets but the committed writer (the first of them: reads
- * are not balanced across readers yet). A READ_ONLY endpoint left without a reader is not served;
- * its set of targets changes when a reader is promoted, so it is replaced (its sessions finish on
- * the old target, which is what a reader's session should do). */
+ * "<proxy>.<endpoint>", on the endpoint's port, with the proxy's users and pool settings and the
+ * proxy's targets (the writer first). A READ_WRITE endpoint uses them like the proxy itself; a
+ * READ_ONLY one is rendered with "routing": "READ_ONLY": its sessions go to the least busy target
+ * the health checks see up and read-only, and to the writer when there is none (pool/pool.c). The
+ * same stable set as the proxy's: a promotion changes what is a reader, not the endpoint. */
 static int render_endpoints(const struct sl_config *file, json_t *state, const char *name,
                             json_t *body, json_t *proxy, json_t *proxies, struct sl_buf *notes)
 {
@@ -312,22 +308,15 @@ static int render_endpoints(const struct sl_config *file, json_t *state, const c
             continue;
         }
         bool readers = role && strcmp(role, "READ_ONLY") == 0;
-        json_t *list = render_targets(targets, writer, readers);
+        json_t *list = render_targets(targets, writer);
         if (!list)
             return -1;
-        if (json_array_size(list) == 0) {
-            json_decref(list);
-            json_t *w = writer ? json_object_get(targets, writer) : NULL;
-            const char *wrole = json_string_value(json_object_get(w, "role"));
-            note(notes, full, "endpoint not served: no READ_ONLY targets registered%s",
-                 wrole && strcmp(wrole, "READ_ONLY") == 0 ? " but the committed writer" : "");
-            continue;
-        }
         json_t *e = json_deep_copy(proxy);
         if (!e || json_object_set_new(e, "name", json_string(full)) != 0 ||
             json_object_set(json_object_get(e, "listen"), "port", json_object_get(ep, "port")) !=
                 0 ||
-            json_object_set_new(e, "targets", list) != 0) {
+            json_object_set_new(e, "targets", list) != 0 ||
+            (readers && json_object_set_new(e, "routing", json_string("READ_ONLY")) != 0)) {
             json_decref(e);
             return -1;
         }

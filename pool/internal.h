@@ -62,8 +62,9 @@ struct sl_target {
     enum sl_target_health health;
     char health_reason[32]; /* CONNECTION_FAILED, AUTH_FAILURE, ... */
     uv_timer_t retry_timer; /* reconnect back-off while unavailable */
-    double last_loss;       /* loop time (s) a connection of this target last died under use:
-                             * the ones idle since before then are pinged before being lent */
+    bool reader; /* the health checks see it up and read-only: a READ_ONLY endpoint may use it */
+    double last_loss; /* loop time (s) a connection of this target last died under use:
+                       * the ones idle since before then are pinged before being lent */
     bool retry_armed;
 };
 
@@ -105,6 +106,7 @@ struct sl_proxy {
      * may move to another target of the same set without replacing the proxy (a writer switch,
      * pool/worker.c); p->targets keeps its first order, so look targets up by address. */
     struct sl_target *writer;
+    size_t next_reader; /* READ_ONLY routing: where the next search starts (ties rotate) */
     unsigned sessions;
 };
 
@@ -298,6 +300,9 @@ struct sl_share *sl_share_get(struct sl_target *t, struct sl_user *u, uint8_t co
                               uint32_t class_caps, uint32_t ext_caps);
 void sl_pool_borrow(struct sl_session *s);
 void sl_pool_cancel_wait(struct sl_session *s);
+/* READ_ONLY routing: t is no longer the place to wait (down, or not a reader): its waiters borrow
+ * again where the routing now sends them. */
+void sl_pool_reroute_waiters(struct sl_target *t);
 void sl_pool_release(struct sl_backend *b, bool reset);
 void sl_pool_unlink_affinity(struct sl_backend *b);
 void sl_pool_backend_ready(struct sl_backend *b);

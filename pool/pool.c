@@ -178,15 +178,39 @@ void sl_pool_dispatch(struct sl_target *t)
     open_for_waiters(t);
 }
 
+/* Where a session's next transaction goes: the writer; for a READ_ONLY endpoint the reader with
+ * the fewest connections in use (or waited for), and the writer when no reader is up. */
+static struct sl_target *route(struct sl_proxy *p)
+{
+    if (!p->cfg->read_only_routing)
+        return p->writer;
+    struct sl_target *best = NULL;
+    unsigned best_load = 0;
+    /* Equally busy readers take turns: the search starts one further each time. */
+    size_t start = p->next_reader++;
+    for (size_t i = 0; i < p->n_targets; i++) {
+        struct sl_target *t = &p->targets[(start + i) % p->n_targets];
+        if (!t->reader || t == p->writer || t->health == SL_TARGET_UNAVAILABLE)
+            continue;
+        unsigned load = t->open - t->idle + sl_pool_waiting(t);
+        if (!best || load < best_load) {
+            best = t;
+            best_load = load;
+        }
+    }
+    return best ? best : p->writer;
+}
+
 void sl_pool_borrow(struct sl_session *s)
 {
-    struct sl_target *t = s->share->target;
-    if (t != s->proxy->writer) {
-        /* The writer moved since this session last borrowed: its next command goes there, with
-         * the same user, collation and capabilities. */
+    struct sl_target *t = s->share->target, *want = route(s->proxy);
+    if (t != want) {
+        /* The writer moved since this session last borrowed (or, on a READ_ONLY endpoint,
+         * another reader is less busy): its next command goes there, with the same user,
+         * collation and capabilities. */
         const struct sl_share *old = s->share;
         struct sl_share *sh =
-            sl_share_get(s->proxy->writer, s->user, old->collation, old->class_caps, old->ext_caps);
+            sl_share_get(want, s->user, old->collation, old->class_caps, old->ext_caps);
         if (sh) {
             s->share = sh;
             t = sh->target;
@@ -208,6 +232,20 @@ void sl_pool_borrow(struct sl_session *s)
         return; /* the timer fires at once with error 9501 */
     }
     open_for_waiters(t);
+}
+
+void sl_pool_reroute_waiters(struct sl_target *t)
+{
+    if (!t->proxy->cfg->read_only_routing)
+        return;
+    struct sl_list *pos, *tmp;
+    sl_list_for_each_safe (pos, tmp, &t->waiters) {
+        struct sl_session *s = sl_container_of(pos, struct sl_session, wait_link);
+        if (route(t->proxy) == t)
+            return; /* still the best place: the rest wait here too */
+        sl_pool_cancel_wait(s);
+        sl_pool_borrow(s);
+    }
 }
 
 void sl_pool_cancel_wait(struct sl_session *s)
@@ -322,6 +360,7 @@ void sl_pool_backend_failed(struct sl_share *share, const char *reason, const ui
         t->retry_armed = true;
         uv_timer_start(&t->retry_timer, on_retry, RETRY_MS, 0);
     }
+    sl_pool_reroute_waiters(t); /* a READ_ONLY endpoint's readers can stand in for each other */
 }
 
 unsigned sl_pool_lent(struct sl_target *t)

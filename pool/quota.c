@@ -219,6 +219,20 @@ static struct sl_target *served_target(struct sl_worker *w, const char *proxy, c
     return NULL;
 }
 
+void sl_worker_set_reader(struct sl_worker *w, const char *host, uint16_t port, bool reader)
+{
+    for (size_t i = 0; i < w->n_proxies; i++) {
+        struct sl_proxy *p = w->proxies[i];
+        for (size_t k = 0; k < p->n_targets; k++)
+            if (p->targets[k].port == port && strcmp(p->targets[k].host, host) == 0) {
+                bool was = p->targets[k].reader;
+                p->targets[k].reader = reader;
+                if (was && !reader)
+                    sl_pool_reroute_waiters(&p->targets[k]);
+            }
+    }
+}
+
 bool sl_worker_reserve_connection(struct sl_worker *w, const char *proxy, const char *host,
                                   uint16_t port)
 {

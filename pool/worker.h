@@ -120,6 +120,10 @@ bool sl_worker_reserve_connection(struct sl_worker *w, const char *proxy, const 
 void sl_worker_release_connection(struct sl_worker *w, const char *proxy, const char *host,
                                   uint16_t port);
 
+/* The health checks' verdict on a target at host:port, for every proxy that has it: usable as a
+ * reader (up and read-only) or not. */
+void sl_worker_set_reader(struct sl_worker *w, const char *host, uint16_t port, bool reader);
+
 /* Sample demand (lent out + waiting) into each quota's peak; cheap, for a 100 ms timer. */
 void sl_worker_budget_sample(struct sl_worker *w);
 

@@ -96,8 +96,9 @@ static void test_render(void **state)
     sl_config_free(file);
 }
 
-/* Endpoints: a READ_WRITE one reaches the proxy's targets, a READ_ONLY one the readers; without
- * readers a READ_ONLY endpoint is not served. */
+/* Endpoints: both reach the proxy's targets (the writer first); a READ_ONLY one is rendered with
+ * READ_ONLY routing (the data path picks readers from the health checks), and is served without
+ * readers too (its reads then go to the writer). */
 static void test_endpoints(void **state)
 {
     static const char dump[] =
@@ -117,27 +118,31 @@ static void test_endpoints(void **state)
     char err[256];
     assert_int_equal(sl_store_render_config(file, dump, &r, err, sizeof err), 0);
     struct sl_config *cfg = parse(SL_CONFIG_STORE, r.doc);
-    assert_int_equal(cfg->n_proxies, 4); /* main, main.rw, main.ro, solo */
+    assert_int_equal(cfg->n_proxies, 5); /* main, main.rw, main.ro, solo, solo.ro */
     /* Proxies come in name order of the store, each followed by its endpoints. */
     const struct sl_proxy_config *rw = &cfg->proxies[1], *ro = &cfg->proxies[2];
     assert_string_equal(rw->name, "main.rw");
     assert_string_equal(ro->name, "main.ro");
     assert_int_equal(rw->listen_port, 6040);
     assert_string_equal(rw->targets[0].host, "10.0.0.1"); /* the writer */
+    assert_false(rw->read_only_routing);
     assert_int_equal(ro->listen_port, 6041);
-    assert_int_equal(ro->n_targets, 1);
-    assert_string_equal(ro->targets[0].host, "10.0.0.2"); /* the reader only */
+    assert_true(ro->read_only_routing);
+    assert_int_equal(ro->n_targets, 2);
+    assert_string_equal(ro->targets[0].host, "10.0.0.1"); /* the writer, the fallback */
+    assert_string_equal(ro->targets[1].host, "10.0.0.2");
     assert_string_equal(ro->auth[0].secret, "env:APP");
-    assert_non_null(
-        strstr(r.notes, "proxy solo.ro: endpoint not served: no READ_ONLY targets registered\n"));
+    assert_string_equal(cfg->proxies[4].name, "solo.ro");
+    assert_true(cfg->proxies[4].read_only_routing);
+    assert_string_equal(r.notes, "");
     sl_config_free(cfg);
     sl_store_render_free(&r);
     sl_config_free(file);
 }
 
 /* Writers: the committed writer first, then every other target (READ_WRITE, then READ_ONLY, by
- * id), so a writer decision only changes targets[0]; READ_ONLY endpoints never reach the
- * committed writer. */
+ * id), so a writer decision only changes targets[0], on endpoints too (READ_ONLY ones pick their
+ * readers from the health checks, never the writer). */
 static const char writer_dump[] =
     "{\"nodes\":{},\"proxies\":{\"main\":{\"auth\":[{\"secret\":\"app\"}],\"listen_port\":6033,"
     "\"endpoints\":[{\"name\":\"rw\",\"port\":6040,\"target_role\":\"READ_WRITE\"},"
@@ -210,7 +215,8 @@ static void test_writer(void **state)
     assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.1 10.0.0.2 10.0.0.11 10.0.0.12");
     assert_string_equal(hosts(proxy_named(cfg, "main.rw")),
                         "10.0.0.1 10.0.0.2 10.0.0.11 10.0.0.12");
-    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11 10.0.0.12");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")),
+                        "10.0.0.1 10.0.0.2 10.0.0.11 10.0.0.12");
     assert_string_equal(r.writers, "");
     assert_string_equal(r.notes, "");
     sl_config_free(cfg);
@@ -224,8 +230,10 @@ static void test_writer(void **state)
     assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.12 10.0.0.1 10.0.0.2 10.0.0.11");
     assert_string_equal(hosts(proxy_named(cfg, "main.rw")),
                         "10.0.0.12 10.0.0.1 10.0.0.2 10.0.0.11");
-    /* A promoted reader is no reader any more. */
-    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11");
+    /* On the READ_ONLY endpoint too: the promoted reader is its writer now (the checks see it
+     * writable, so it is no reader any more). */
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")),
+                        "10.0.0.12 10.0.0.1 10.0.0.2 10.0.0.11");
     assert_string_equal(r.writers, "proxy main: writer is target r2 (10.0.0.12:3306), epoch 42, "
                                    "decided by n1: w1 lost\n");
     assert_string_equal(r.notes, "");
@@ -235,32 +243,34 @@ static void test_writer(void **state)
     /* A READ_WRITE writer other than the default one. */
     cfg = render_writers(file, "{\"main\":{\"revision\":7,\"target\":\"w2\"}}", NULL, &r);
     assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.2 10.0.0.1 10.0.0.11 10.0.0.12");
-    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11 10.0.0.12");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")),
+                        "10.0.0.2 10.0.0.1 10.0.0.11 10.0.0.12");
     sl_config_free(cfg);
     sl_store_render_free(&r);
 
-    /* The only reader promoted: the READ_ONLY endpoint is not served, as without readers. */
+    /* The only reader promoted: the READ_ONLY endpoint is still served (its reads go to the
+     * writer). */
     cfg = render_writers(file, "{\"main\":{\"revision\":9,\"target\":\"r1\"}}", "w1 r1", &r);
-    assert_int_equal(cfg->n_proxies, 2);
+    assert_int_equal(cfg->n_proxies, 3);
     assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.11 10.0.0.1");
-    assert_null(proxy_named(cfg, "main.ro"));
-    assert_string_equal(r.notes, "proxy main.ro: endpoint not served: no READ_ONLY targets "
-                                 "registered but the committed writer\n");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11 10.0.0.1");
+    assert_string_equal(r.notes, "");
     sl_config_free(cfg);
     sl_store_render_free(&r);
 
-    /* No reader at all: the note does not blame the (READ_WRITE) committed writer. */
+    /* No reader at all: served as well. */
     cfg = render_writers(file, "{\"main\":{\"revision\":9,\"target\":\"w2\"}}", "w1 w2", &r);
     assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.2 10.0.0.1");
-    assert_string_equal(r.notes,
-                        "proxy main.ro: endpoint not served: no READ_ONLY targets registered\n");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.2 10.0.0.1");
+    assert_string_equal(r.notes, "");
     sl_config_free(cfg);
     sl_store_render_free(&r);
 
     /* A writer naming a target the proxy does not have: the default writer, and a note. */
     cfg = render_writers(file, "{\"main\":{\"revision\":9,\"target\":\"gone\"}}", NULL, &r);
     assert_string_equal(hosts(proxy_named(cfg, "main")), "10.0.0.1 10.0.0.2 10.0.0.11 10.0.0.12");
-    assert_string_equal(hosts(proxy_named(cfg, "main.ro")), "10.0.0.11 10.0.0.12");
+    assert_string_equal(hosts(proxy_named(cfg, "main.ro")),
+                        "10.0.0.1 10.0.0.2 10.0.0.11 10.0.0.12");
     assert_string_equal(r.writers, "");
     assert_string_equal(r.notes, "proxy main: the committed writer names no target of the proxy "
                                  "(gone); writing to the default writer\n");
