@@ -637,12 +637,10 @@ static int parse_target(const struct jobj *t, struct sl_target_config *target)
 
 static int parse_proxy(const struct jobj *px, struct sl_proxy_config *p)
 {
-    static const char *const keys[] = {"name",          "listen",
-                                       "require_tls",   "idle_client_timeout",
-                                       "debug_logging", "max_packet_size",
-                                       "auth",          "connection_pool_config",
-                                       "targets",       "routing",
-                                       NULL};
+    static const char *const keys[] = {
+        "name",          "listen",          "require_tls", "idle_client_timeout",
+        "debug_logging", "max_packet_size", "auth",        "connection_pool_config",
+        "targets",       "routing",         NULL};
     char path[PATH_LABEL_MAX];
     struct jobj child;
     long long idle = 1800, max_packet = DEFAULT_MAX_PACKET;
