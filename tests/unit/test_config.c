@@ -133,6 +133,23 @@ static void set_err(const char *path, const char *value, const char *expect)
     free(json);
 }
 
+static void test_routing(void **state)
+{
+    (void)state;
+    struct sl_config *cfg = parse_ok(minimal_json);
+    assert_false(cfg->proxies[0].read_only_routing); /* READ_WRITE by default */
+    sl_config_free(cfg);
+    cfg = set_ok("proxies[0].routing", "\"READ_ONLY\"");
+    assert_true(cfg->proxies[0].read_only_routing);
+    sl_config_free(cfg);
+    cfg = set_ok("proxies[0].routing", "\"READ_WRITE\"");
+    assert_false(cfg->proxies[0].read_only_routing);
+    sl_config_free(cfg);
+    set_err("proxies[0].routing", "\"READERS\"",
+            "proxies[0].routing: must be \"READ_WRITE\" or \"READ_ONLY\"");
+    set_err("proxies[0].routing", "1", "proxies[0].routing: must be a string");
+}
+
 static void test_admin_block(void **state)
 {
     struct sl_config *cfg = parse_ok(minimal_json);
@@ -915,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_invalid_json),
         cmocka_unit_test(test_short_error_buffer),
         cmocka_unit_test(test_load),
+        cmocka_unit_test(test_routing),
         cmocka_unit_test(test_admin_block),
         cmocka_unit_test(test_cluster_block),
         cmocka_unit_test(test_store_origin),
