@@ -430,39 +430,56 @@ static bool take_names(struct op *op)
     return true;
 }
 
-/* Every auth[].secret must name an existing secret. Read from this (the leading) node's applied
- * state before proposing: not atomic with the commit, so a secret deleted in between leaves a
- * proxy naming a missing secret (the data path refuses that user's logins until it exists). */
+/* The secret named by field must exist. Read from this (the leading) node's applied state before
+ * proposing: not atomic with the commit, so a secret deleted in between leaves a resource naming
+ * a missing secret (the data path refuses that user's logins, managed failover refuses to promote,
+ * until it exists). True when it exists; false after answering (400 naming the field, 500). */
+static bool secret_exists(struct op *op, const char *field, const char *secret)
+{
+    char *text = NULL;
+    uint64_t rev;
+    int rc = sl_store_get(op->r->store, SL_RAFT_SECRET, secret, NULL, &text, &rev);
+    free(text);
+    if (rc == 0)
+        return true;
+    char detail[200];
+    snprintf(detail, sizeof detail, "%s: no secret named \"%s\" (PUT /v1/secrets/%s first)", field,
+             secret, secret);
+    if (rc < 0)
+        reply_problem(op, 500, 0, "the configuration store failed", NULL, NULL);
+    else
+        reply_problem(op, 400, 0, detail, "field", json_string(field));
+    return false;
+}
+
+/* Every secret the validated body names: auth[].secret of a proxy; failover.admin_secret and
+ * failover.replication_secret of a target group, when given. */
 static bool secrets_exist(struct op *op)
 {
+    static const char *const failover[] = {"admin_secret", "replication_secret"};
     json_t *doc = json_loads(op->body, 0, NULL);
-    json_t *auth = json_object_get(doc, "auth");
+    if (!doc) {
+        reply_problem(op, 500, 0, "out of memory", NULL, NULL);
+        return false;
+    }
+    bool ok = true;
+    char field[48];
     size_t i;
-    json_t *a;
-    bool ok = doc != NULL;
+    json_t *a, *auth = json_object_get(doc, "auth");
     json_array_foreach(auth, i, a)
     {
-        const char *secret = json_string_value(json_object_get(a, "secret"));
-        char *text = NULL;
-        uint64_t rev;
-        int rc = sl_store_get(op->r->store, SL_RAFT_SECRET, secret, NULL, &text, &rev);
-        free(text);
-        if (rc != 0) {
-            char field[48], detail[200];
-            snprintf(field, sizeof field, "auth[%zu].secret", i);
-            snprintf(detail, sizeof detail, "%s: no secret named \"%s\" (PUT /v1/secrets/%s first)",
-                     field, secret, secret);
-            if (rc < 0)
-                reply_problem(op, 500, 0, "the configuration store failed", NULL, NULL);
-            else
-                reply_problem(op, 400, 0, detail, "field", json_string(field));
-            json_decref(doc);
-            return false;
-        }
+        snprintf(field, sizeof field, "auth[%zu].secret", i);
+        if (!(ok = secret_exists(op, field, json_string_value(json_object_get(a, "secret")))))
+            break;
+    }
+    json_t *fo = json_object_get(doc, "failover");
+    for (i = 0; ok && i < 2; i++) {
+        const char *secret = json_string_value(json_object_get(fo, failover[i]));
+        snprintf(field, sizeof field, "failover.%s", failover[i]);
+        if (secret)
+            ok = secret_exists(op, field, secret);
     }
     json_decref(doc);
-    if (!ok)
-        reply_problem(op, 500, 0, "out of memory", NULL, NULL);
     return ok;
 }
 
@@ -710,7 +727,8 @@ static void on_write(struct sl_admin_request *rq, void *arg)
         not_leader(op, 0);
         return;
     }
-    if (op->route == SL_ROUTE_PROXY_PUT && !secrets_exist(op))
+    if ((op->route == SL_ROUTE_PROXY_PUT || op->route == SL_ROUTE_TARGET_GROUP_PUT) &&
+        !secrets_exist(op))
         return;
     if (op->route == SL_ROUTE_WRITER_PUT && !writer_target_ok(op))
         return;

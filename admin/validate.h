@@ -32,7 +32,10 @@ char *sl_validate_secret(const char *body, size_t len, const char *name,
 /* See docs/admin-api.md; auth[].secret names a secret (whether it exists is the caller's check). */
 char *sl_validate_proxy(const char *body, size_t len, const char *name,
                         struct sl_validate_error *err);
-/* {"connection_pool_config": {...}} with the ranges and defaults of docs/configuration.md. */
+/* {"connection_pool_config": {...}, "failover": {...}}: the pool with the ranges and defaults of
+ * docs/configuration.md; failover {"mode" EXTERNAL (default) | MANAGED | DISABLED, "admin_secret",
+ * "replication_secret" (names of secrets, required with MANAGED; whether they exist is the
+ * caller's check), "require_semi_sync" (default true)}, always present in the result. */
 char *sl_validate_target_group(const char *body, size_t len, struct sl_validate_error *err);
 /* {"id", "host", "port", "role"}; the id is copied to id_out. */
 char *sl_validate_target(const char *body, size_t len, char id_out[SL_RAFT_NAME_MAX + 1],

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,15 +26,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import sluicelab  # noqa: E402
-from clustertools import run_cluster, wait_converged  # noqa: E402
+from clustertools import run_cluster  # noqa: E402
+from failovertools import (ADMIN_GRANTS, Writers, events, setup_managed_proxy,  # noqa: E402
+                           writer_doc)
 from pooltools import wait_for  # noqa: E402
 from replication import ReplicationGroup, replica_status, wait_caught_up  # noqa: E402
 
 OUTCOME_UNKNOWN = 1180
-ADMIN_GRANTS = ("RELOAD, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, "
-                "SLAVE MONITOR, BINLOG MONITOR ON *.*",)
-
-
 @pytest.fixture(scope="module")
 def group(lab_dir, tls):
     g = ReplicationGroup(lab_dir / "managed-rg", replicas=2, tls=tls)
@@ -59,100 +56,15 @@ def users(group):
     return app, admin
 
 
-def setup_proxy(c, group, app, admin, semi_sync_required=True):
-    leader = c.wait_leader()
-    for user in (app, admin, group.repl_user):
-        sluicelab.admin_write(leader, "PUT", f"/v1/secrets/{user.name}",
-                              {"ref": leader._secret_ref(user)})
-    sluicelab.admin_write(leader, "PUT", "/v1/proxies/main", {
-        "engine_family": "MYSQL", "listen_port": c.proxy_port, "require_tls": True,
-        "auth": [{"auth_scheme": "SECRETS", "secret": app.name,
-                  "client_password_auth_type": "MYSQL_NATIVE_PASSWORD"}]})
-    sluicelab.admin_write(leader, "PUT", "/v1/proxies/main/target-group", {
-        "connection_pool_config": {"max_connections_percent": 100,
-                                   "connection_borrow_timeout": 30, "transaction_replay": True},
-        "failover": {"mode": "MANAGED", "admin_secret": admin.name,
-                     "replication_secret": group.repl_user.name,
-                     "require_semi_sync": semi_sync_required}})
-    for i, db in enumerate(group.members, start=1):
-        sluicelab.admin_write(leader, "POST", "/v1/proxies/main/targets",
-                              {"id": f"db{i}", "host": db.host, "port": db.port,
-                               "role": "READ_WRITE" if db is group.primary else "READ_ONLY"})
-    for n in c.nodes:
-        n.proxies.append(sluicelab.ProxySpec("main", port=c.proxy_port, host=n.data_address,
-                                             auth=[sluicelab.Auth(app)]))
-    wait_converged(c.nodes)
-    c.wait_serving(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def cluster(lab_dir, tls, mariadb, users, group):
     app, admin = users
     yield from run_cluster(lab_dir / "raft-managed", tls, mariadb, app,
-                           setup=lambda c: setup_proxy(c, group, app, admin))
+                           setup=lambda c: setup_managed_proxy(c, group, app, admin))
 
 
 WRITERS_PER_NODE = 34  # about 100 writing clients over the three nodes (acceptance 1)
 IDLE_PER_NODE = 34     # and about 100 idle ones
-
-
-class Writers:
-    """Clients running short write transactions (BEGIN; INSERT (client, seq); COMMIT) through the
-    nodes until stopped."""
-
-    def __init__(self, nodes, user, per_node):
-        self.clients = [n for n in nodes for _ in range(per_node)]
-        self.user = user
-        self.stop_event = threading.Event()
-        self.acked = {i: [] for i in range(len(self.clients))}
-        self.times = {i: [] for i in range(len(self.clients))}
-        self.errors = {i: [] for i in range(len(self.clients))}
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                        for i in range(len(self.clients))]
-
-    def start(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def _run(self, i):
-        import pymysql
-        conn = self.clients[i].connect(self.user, autocommit=True, read_timeout=60)
-        seq = 0
-        while not self.stop_event.is_set():
-            seq += 1
-            started = time.monotonic()
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("BEGIN")
-                    cur.execute("INSERT INTO mf VALUES (%s, %s)", (i, seq))
-                    cur.execute("COMMIT")
-                self.acked[i].append(seq)
-                self.times[i].append((started, time.monotonic()))
-            except pymysql.err.MySQLError as e:
-                self.errors[i].append((time.monotonic(), e.args[0], str(e)))
-                if not isinstance(e, pymysql.err.OperationalError) or e.args[0] in (2006, 2013):
-                    raise
-            time.sleep(0.05)
-        conn.close()
-
-    def stop(self):
-        self.stop_event.set()
-        for t in self.threads:
-            t.join(60)
-            assert not t.is_alive()
-
-
-def events(node) -> list:
-    status, _, doc = node.admin_json("GET", "/v1/events")
-    assert status == 200, doc
-    return doc["events"]
-
-
-def writer_doc(node):
-    status, _, doc = node.admin_json("GET", "/v1/proxies/main/writer")
-    assert status == 200, doc
-    return doc
 
 
 def port_of(conn) -> int:
@@ -174,7 +86,7 @@ def test_sluice_promotes_the_most_advanced_replica(cluster, group, users):
     # sluice must pick db3 by GTID.
     with r1.admin() as c, c.cursor() as cur:
         cur.execute("STOP SLAVE SQL_THREAD")
-    writers = Writers(nodes, app, per_node=WRITERS_PER_NODE).start()
+    writers = Writers(nodes, app, per_node=WRITERS_PER_NODE, table="mf").start()
     time.sleep(3.0)
     for n in nodes:
         stats = json.loads(n.admin_request("/v1/stats")[2])
@@ -201,10 +113,9 @@ def test_sluice_promotes_the_most_advanced_replica(cluster, group, users):
              lambda: all(len(writers.acked[i]) > acked_before[i] + 3 for i in writers.acked),
              timeout=20)
     writers.stop()
-    # The first transaction begun after the kill that committed.
-    first_after = min(end for ts in writers.times.values() for start, end in ts
-                      if start > killed_at)
+    first_after = writers.first_commit_after(killed_at)
     print(f"\nwrites resumed {first_after - killed_at:.2f} s after the kill")
+    assert not writers.lost, writers.lost
 
     for c in idle:
         assert port_of(c) == r2.port
@@ -263,7 +174,7 @@ def async_cluster(lab_dir, tls, mariadb, async_group):
     admin = async_group.create_user("mfa_admin",
                                     grants=ADMIN_GRANTS + ("ALL PRIVILEGES ON `{db}`.*",))
     yield from run_cluster(lab_dir / "raft-managed-async", tls, mariadb, app,
-                           setup=lambda c: setup_proxy(c, async_group, app, admin))
+                           setup=lambda c: setup_managed_proxy(c, async_group, app, admin))
 
 
 def test_no_promotion_without_semi_sync(async_cluster, async_group):

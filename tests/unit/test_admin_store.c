@@ -4,7 +4,8 @@
  * stores are not thread-safe), so several requests can be in flight at once.
  *
  * test_single: a one-node cluster; secrets, proxies, target groups and targets through their
- * whole life (validation 400s, 404s, If-Match 412, ETags, cascading delete), ?consistent=true,
+ * whole life (validation 400s, 404s, the secrets a proxy or a target group's failover names must
+ * exist, If-Match 412, ETags, cascading delete), ?consistent=true,
  * ?min_revision (satisfied by a later write, and timing out), GET /v1/cluster, 401.
  * test_writer: a one-node cluster; a proxy's writer: the default one, decisions with their epoch,
  * If-Match on the epoch, 404s naming the proxy or the target, decided_by (also when forwarded),
@@ -435,6 +436,42 @@ static void test_single(void **state)
     assert_int_equal(
         jint(json_object_get(c->json, "connection_pool_config"), "transaction_replay_max_size"),
         1048576);
+    json_t *fo = json_object_get(c->json, "failover");
+    assert_string_equal(jstr(fo, "mode"), "EXTERNAL");
+    assert_true(json_is_true(json_object_get(fo, "require_semi_sync")));
+    assert_int_equal(json_object_size(fo), 2);
+    call_free(c);
+
+    /* Failover: the secrets it names must exist (400 naming the field), whatever the mode. */
+    c = call(0, "PUT", "/v1/proxies/app/target-group",
+             "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":\"app-user\","
+             "\"replication_secret\":\"nope\"}}");
+    assert_string_equal(jstr(c->json, "field"), "failover.replication_secret");
+    expect_problem(c, 400, "failover.replication_secret: no secret named \"nope\"");
+    c = call(0, "PUT", "/v1/proxies/app/target-group",
+             "{\"failover\":{\"mode\":\"DISABLED\",\"admin_secret\":\"nope\"}}");
+    assert_string_equal(jstr(c->json, "field"), "failover.admin_secret");
+    expect_problem(c, 400, "failover.admin_secret: no secret named \"nope\"");
+    expect_problem(call(0, "PUT", "/v1/proxies/app/target-group",
+                        "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":\"app-user\"}}"),
+                   400, "failover.replication_secret: required");
+    c = call(0, "GET", "/v1/proxies/app/target-group", NULL);
+    assert_null(json_object_get(c->json, "revision")); /* nothing was stored */
+    call_free(c);
+    c = call(0, "PUT", "/v1/proxies/app/target-group",
+             "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":\"app-user\","
+             "\"replication_secret\":\"other\",\"require_semi_sync\":false}}");
+    assert_int_equal(c->status, 200);
+    call_free(c);
+    c = call(0, "GET", "/v1/proxies/app/target-group", NULL);
+    assert_true(jint(c->json, "revision") > 0);
+    fo = json_object_get(c->json, "failover");
+    assert_string_equal(jstr(fo, "mode"), "MANAGED");
+    assert_string_equal(jstr(fo, "admin_secret"), "app-user");
+    assert_string_equal(jstr(fo, "replication_secret"), "other");
+    assert_true(json_is_false(json_object_get(fo, "require_semi_sync")));
+    assert_int_equal(
+        jint(json_object_get(c->json, "connection_pool_config"), "max_connections_percent"), 100);
     call_free(c);
     c = call(0, "PUT", "/v1/proxies/app/target-group",
              "{\"connection_pool_config\":{\"max_connections_percent\":80,"

@@ -319,6 +319,26 @@ static void test_target_group(void **state)
     bad(GROUP, "{\"failover\":{\"timeout\":1}}", "failover.timeout",
         "failover.timeout: unknown field");
     bad(GROUP, "{\"failover\":\"MANAGED\"}", "failover", "failover: must be an object");
+    /* Secrets are optional outside MANAGED (kept for a later switch), and checked when given. */
+    ok(GROUP, "{\"failover\":{\"admin_secret\":\"db-admin\",\"require_semi_sync\":false}}",
+       "{\"connection_pool_config\":" POOL_DEFAULTS
+       ",\"failover\":{\"admin_secret\":\"db-admin\",\"mode\":\"EXTERNAL\","
+       "\"require_semi_sync\":false}}");
+    ok(GROUP, "{\"failover\":{}}", "{\"connection_pool_config\":" POOL_DEFAULTS FO_DEFAULT);
+    bad(GROUP, "{\"failover\":{\"mode\":\"MANAGED\"}}", "failover.admin_secret",
+        "failover.admin_secret: required");
+    bad(GROUP,
+        "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":\"a\","
+        "\"replication_secret\":\"r/1\"}}",
+        "failover.replication_secret",
+        "failover.replication_secret: must be the name of a secret (1..63 of A-Z a-z 0-9 . _ -)");
+    bad(GROUP,
+        "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":7,\"replication_secret\":\"r\"}}",
+        "failover.admin_secret", "failover.admin_secret: must be a string");
+    bad(GROUP, "{\"failover\":{\"mode\":\"managed\"}}", "failover.mode",
+        "failover.mode: must be EXTERNAL, MANAGED or DISABLED");
+    bad(GROUP, "{\"failover\":{\"require_semi_sync\":1}}", "failover.require_semi_sync",
+        "failover.require_semi_sync: must be true or false");
 }
 
 static void test_target(void **state)
