@@ -578,8 +578,12 @@ static void managed(struct sl_failover *f, struct decision *d, const struct fcfg
         d->promoting = true;
         d->last_refusal = "";
         f->pending++;
-        sl_events_add(&f->events, "promotion_started", proxy, p->to.id, epoch, f->name,
-                      gtids[pick]);
+        char detail[200];
+        snprintf(detail, sizeof detail, "gtid %s%s", gtids[pick],
+                 d->writer_semi_sync == 1 ? ""
+                                          : "; without semi-synchronous replication on the "
+                                            "writer: acknowledged commits may be lost");
+        sl_events_add(&f->events, "promotion_started", proxy, p->to.id, epoch, f->name, detail);
         p = NULL;
     }
 out:

@@ -12,7 +12,8 @@ Nothing but sluice acts: the test kills the primary (kill -9) under load and che
 - the old primary, brought back as a replica, holds no transaction the new writer lacks: nothing
   reached it after the switch.
 A second test shows the refusal: with semi-synchronous replication off on the writer and
-require_semi_sync (the default), sluice does not promote, and says why.
+require_semi_sync (the default), sluice does not promote, and says why; with require_semi_sync
+false it promotes, and reports that acknowledged commits may be lost.
 """
 
 from __future__ import annotations
@@ -179,8 +180,8 @@ def async_cluster(lab_dir, tls, mariadb, async_group):
 
 def test_no_promotion_without_semi_sync(async_cluster, async_group):
     """Asynchronous replication: an acknowledged commit may be on the writer alone, so with
-    require_semi_sync (the default) sluice does not promote; it says why, and an operator's
-    decision (PUT /writer) still moves the writer."""
+    require_semi_sync (the default) sluice does not promote, and says why. With require_semi_sync
+    false it promotes, and reports the possible loss."""
     nodes = async_cluster.nodes
     old, replica = async_group.primary, async_group.replicas[0]
     wait_for("the nodes to see the writer without semi-sync",
@@ -192,14 +193,22 @@ def test_no_promotion_without_semi_sync(async_cluster, async_group):
                          for n in nodes), timeout=15)
     time.sleep(2.0)
     assert all(writer_doc(n)["target"] == "db1" for n in nodes)
-    assert any(e["kind"] == "promotion_refused" and "semi-synchronous" in e["detail"]
-               for n in nodes for e in events(n))
     with replica.admin() as c, c.cursor() as cur:
         cur.execute("SELECT @@read_only")
         assert cur.fetchone()[0] == 1, "the replica was promoted anyway"
-    # The operator checks, promotes and tells sluice.
-    async_group.promote(replica)
-    sluicelab.admin_write(nodes[0], "PUT", "/v1/proxies/main/writer",
-                          {"target": "db2", "reason": "operator, after checking"})
-    wait_for("every node to apply the operator's writer",
-             lambda: all(writer_doc(n)["target"] == "db2" for n in nodes), timeout=10)
+    assert any(e["kind"] == "promotion_refused" and "semi-synchronous" in e["detail"]
+               for n in nodes for e in events(n))
+    # The operator accepts the risk: the promotion goes ahead, and says what may be lost.
+    status, _, tg = nodes[0].admin_json("GET", "/v1/proxies/main/target-group")
+    assert status == 200, tg
+    tg["failover"]["require_semi_sync"] = False
+    tg.pop("revision", None)
+    sluicelab.admin_write(nodes[0], "PUT", "/v1/proxies/main/target-group", tg)
+    wait_for("sluice to promote the replica",
+             lambda: all(writer_doc(n)["target"] == "db2" for n in nodes), timeout=15)
+    with replica.admin() as c, c.cursor() as cur:
+        cur.execute("SELECT @@read_only")
+        assert cur.fetchone()[0] == 0
+    leader = next(n for n in nodes if n.id == writer_doc(nodes[0])["decided_by"])
+    started = [e for e in events(leader) if e["kind"] == "promotion_started"]
+    assert started and "acknowledged commits may be lost" in started[-1]["detail"], started
