@@ -453,8 +453,14 @@ static int take_filters(json_t *in, json_t *out, const char *prefix, struct sl_v
 /* The target group's "failover" object (docs/failover.md): how the writer moves by itself. */
 static int take_failover(json_t *in, json_t *out, struct sl_validate_error *e)
 {
-    static const char *const keys[] = {"mode", "admin_secret", "replication_secret",
-                                       "require_semi_sync", NULL};
+    static const char *const keys[] = {"mode",
+                                       "admin_secret",
+                                       "replication_secret",
+                                       "require_semi_sync",
+                                       "check_interval_ms",
+                                       "check_timeout_ms",
+                                       "check_failures",
+                                       NULL};
     static const char *const modes[] = {"EXTERNAL", "MANAGED", "DISABLED", NULL};
     static const char *const secrets[] = {"admin_secret", "replication_secret"};
     const char *p = "failover";
@@ -478,6 +484,14 @@ static int take_failover(json_t *in, json_t *out, struct sl_validate_error *e)
                              "must be the name of a secret (1..63 of A-Z a-z 0-9 . _ -)", NULL, e);
     if (rc == 0)
         rc = take_bool(fo, o, p, "require_semi_sync", true, e);
+    /* Health checks of the targets (failover/health.h): how often, how long one may take
+     * (Connector/C counts whole seconds), how many failures in a row make a target down. */
+    if (rc == 0)
+        rc = take_int(fo, o, p, "check_interval_ms", 100, 60000, true, 500, NULL, e);
+    if (rc == 0)
+        rc = take_int(fo, o, p, "check_timeout_ms", 1000, 60000, true, 1000, NULL, e);
+    if (rc == 0)
+        rc = take_int(fo, o, p, "check_failures", 1, 10, true, 2, NULL, e);
     json_decref(empty);
     return rc;
 }

@@ -588,6 +588,23 @@ static int parse_pinning_filters(const struct jobj *pc, struct sl_pool_config *p
     return 0;
 }
 
+static int parse_health_check(const struct jobj *px, struct sl_health_check_config *hc)
+{
+    static const char *const keys[] = {"interval_ms", "timeout_ms", "failures", NULL};
+    char path[PATH_LABEL_MAX];
+    struct jobj o;
+    long long interval = 500, timeout = 1000, failures = 2;
+    if (get_object(px, "health_check", false, path, sizeof path, &o) || check_keys(&o, keys) ||
+        get_int(&o, "interval_ms", false, 100, 60000, &interval) ||
+        get_int(&o, "timeout_ms", false, 1000, 60000, &timeout) ||
+        get_int(&o, "failures", false, 1, 10, &failures))
+        return -1;
+    hc->interval_ms = (unsigned)interval;
+    hc->timeout_ms = (unsigned)timeout;
+    hc->failures = (unsigned)failures;
+    return 0;
+}
+
 static int parse_pool(const struct jobj *px, struct sl_pool_config *pool)
 {
     static const char *const keys[] = {
@@ -638,9 +655,9 @@ static int parse_target(const struct jobj *t, struct sl_target_config *target)
 static int parse_proxy(const struct jobj *px, struct sl_proxy_config *p)
 {
     static const char *const keys[] = {
-        "name",          "listen",          "require_tls", "idle_client_timeout",
-        "debug_logging", "max_packet_size", "auth",        "connection_pool_config",
-        "targets",       "routing",         NULL};
+        "name",          "listen",          "require_tls",  "idle_client_timeout",
+        "debug_logging", "max_packet_size", "auth",         "connection_pool_config",
+        "targets",       "routing",         "health_check", NULL};
     char path[PATH_LABEL_MAX];
     struct jobj child;
     long long idle = 1800, max_packet = DEFAULT_MAX_PACKET;
@@ -671,7 +688,8 @@ static int parse_proxy(const struct jobj *px, struct sl_proxy_config *p)
             parse_auth_entry(&child, &p->auth[i]))
             return -1;
     }
-    if (parse_pool(px, &p->pool) || get_list(px, "targets", &targets) ||
+    if (parse_pool(px, &p->pool) || parse_health_check(px, &p->health_check) ||
+        get_list(px, "targets", &targets) ||
         !(p->targets = alloc_list(px, targets, sizeof *p->targets, &p->n_targets)))
         return -1;
     for (size_t i = 0; i < p->n_targets; i++) {

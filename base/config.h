@@ -57,6 +57,13 @@ struct sl_proxy_config {
     /* "routing": "READ_ONLY" (a READ_ONLY endpoint): sessions go to the least busy target that
      * the health checks see up and read-only, and to the writer when there is none. */
     bool read_only_routing;
+    /* "health_check": the node's checks of these targets (failover/health.h); in a cluster the
+     * target group's failover.check_* settings. */
+    struct sl_health_check_config {
+        unsigned interval_ms; /* 100..60000, default 500 */
+        unsigned timeout_ms;  /* 1000..60000, default 1000 */
+        unsigned failures;    /* 1..10, default 2 */
+    } health_check;
     size_t n_targets;
 };
 

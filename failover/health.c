@@ -15,11 +15,12 @@ struct target {
     char host[256];
     uint16_t port;
     char *secret;
-    char *proxy;   /* whose limits the check counts against, or NULL */
-    bool running;  /* a check is in flight */
-    bool reserved; /* ... and holds a slot of the quota */
-    bool removed;  /* no longer configured: freed when its check returns */
-    uint64_t started_ms;
+    char *proxy;         /* whose limits the check counts against, or NULL */
+    bool running;        /* a check is in flight */
+    bool reserved;       /* ... and holds a slot of the quota */
+    bool removed;        /* no longer configured: freed when its check returns */
+    uint64_t started_ms; /* uv_now when the last check started; 0 = none yet */
+    unsigned interval_ms, timeout_ms, failures_max;
     enum sl_health_state state;
     const char *reason;
     int read_only, replicating, semi_sync;
@@ -91,13 +92,12 @@ static bool auth_error(unsigned code)
 
 static void note_failure(struct target *t, unsigned code, const char *error, uint64_t elapsed)
 {
-    const struct sl_health_options *o = &t->h->opt;
     t->failures++;
     snprintf(t->error, sizeof t->error, "%s", error);
-    if (t->failures < o->failures)
+    if (t->failures < t->failures_max)
         return;
     const char *reason = auth_error(code)           ? "AUTH_FAILURE"
-                         : elapsed >= o->timeout_ms ? "UNREACHABLE"
+                         : elapsed >= t->timeout_ms ? "UNREACHABLE"
                                                     : "CONNECTION_FAILED";
     if (t->state != SL_HEALTH_UNAVAILABLE || strcmp(t->reason, reason) != 0)
         sl_warn(0, "health: %s:%u UNAVAILABLE (%s) after %u failed checks: %s", t->host, t->port,
@@ -174,7 +174,7 @@ static void start_check(struct sl_health *h, struct target *t)
         rq->n_creds = 1;
         snprintf(rq->host, sizeof rq->host, "%s", t->host);
         rq->port = t->port;
-        rq->timeout_ms = h->opt.timeout_ms;
+        rq->timeout_ms = t->timeout_ms;
         rq->check = true;
         snprintf(rq->bind_ip, sizeof rq->bind_ip, "%s", h->opt.bind_ip);
         rc = sl_dbprobe_run(h->loop, rq, on_check_done, t);
@@ -199,12 +199,19 @@ static void start_check(struct sl_health *h, struct target *t)
     h->running++;
 }
 
+/* Targets have intervals of their own: the timer ticks at the finest granularity allowed (100
+ * ms) and starts each check that is due. */
+#define TICK_MS 100
+
 static void on_tick(uv_timer_t *timer)
 {
     struct sl_health *h = timer->data;
-    for (size_t i = 0; i < h->n; i++)
-        if (!h->t[i]->running)
-            start_check(h, h->t[i]);
+    uint64_t now = uv_now(h->loop);
+    for (size_t i = 0; i < h->n; i++) {
+        struct target *t = h->t[i];
+        if (!t->running && (t->started_ms == 0 || now - t->started_ms >= t->interval_ms))
+            start_check(h, t);
+    }
 }
 
 int sl_health_start(uv_loop_t *loop, const struct sl_health_options *opt, struct sl_health **out)
@@ -222,7 +229,7 @@ int sl_health_start(uv_loop_t *loop, const struct sl_health_options *opt, struct
         h->opt.failures = 2;
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
-    uv_timer_start(&h->timer, on_tick, 0, h->opt.interval_ms);
+    uv_timer_start(&h->timer, on_tick, 0, TICK_MS);
     *out = h;
     return 0;
 }
@@ -268,6 +275,9 @@ int sl_health_set_targets(struct sl_health *h, const struct sl_health_target_cfg
         t->state = SL_HEALTH_REGISTERING;
         t->reason = "";
         t->read_only = t->replicating = t->semi_sync = -1;
+        t->interval_ms = cfg[i].interval_ms ? cfg[i].interval_ms : h->opt.interval_ms;
+        t->timeout_ms = cfg[i].timeout_ms ? cfg[i].timeout_ms : h->opt.timeout_ms;
+        t->failures_max = cfg[i].failures ? cfg[i].failures : h->opt.failures;
     }
     if (failed) {
         for (size_t i = 0; i < m; i++)

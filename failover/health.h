@@ -31,8 +31,10 @@ struct sl_health_target_cfg {
     uint16_t port;
     const char *secret; /* secret reference of the user to check with (copied) */
     const char *proxy;  /* the proxy whose limits the check counts against (copied) */
+    unsigned interval_ms, timeout_ms, failures; /* this target's; 0 = the options' */
 };
 
+/* Defaults for targets that bring no settings of their own. */
 struct sl_health_options {
     unsigned interval_ms; /* between checks of one target; 0 = 500 */
     unsigned timeout_ms;  /* one check; 0 = 1000 (Connector/C rounds it up to whole seconds) */

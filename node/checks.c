@@ -70,6 +70,9 @@ void sl_node_checks_config(struct sl_node_checks *c, const struct sl_config *cfg
             t[k].port = pc->targets[j].port;
             t[k].secret = pc->auth[0].secret;
             t[k].proxy = pc->name;
+            t[k].interval_ms = pc->health_check.interval_ms;
+            t[k].timeout_ms = pc->health_check.timeout_ms;
+            t[k].failures = pc->health_check.failures;
         }
     }
     if (sl_health_set_targets(c->health, t, k) != 0)

@@ -212,13 +212,30 @@ static void note_writer(json_t *state, const char *name, json_t *targets, const 
 }
 
 /* One proxy entry in the file format, or NULL (with a note) when it cannot be served. */
+/* The target group's failover.check_* settings as the proxy's "health_check" (the ones given). */
+static int render_health_check(json_t *e, json_t *failover)
+{
+    static const char *const from[] = {"check_interval_ms", "check_timeout_ms", "check_failures"};
+    static const char *const to[] = {"interval_ms", "timeout_ms", "failures"};
+    json_t *hc = json_object();
+    if (!hc || json_object_set_new(e, "health_check", hc) != 0)
+        return -1;
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(failover, from[i]);
+        if (v && json_object_set(hc, to[i], v) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static json_t *render_proxy(const struct sl_config *file, json_t *state, const char *name,
                             json_t *body, struct sl_buf *notes, struct sl_buf *writers)
 {
     static const char *const keys[] = {"require_tls", "idle_client_timeout", "debug_logging"};
     json_t *targets = json_object_get(json_object_get(state, "targets"), name);
-    json_t *pool = json_object_get(json_object_get(json_object_get(state, "target_groups"), name),
-                                   "connection_pool_config");
+    json_t *group = json_object_get(json_object_get(state, "target_groups"), name);
+    json_t *pool = json_object_get(group, "connection_pool_config");
+    json_t *failover = json_object_get(group, "failover");
     json_t *require_tls = json_object_get(body, "require_tls");
 
     if (json_object_size(targets) == 0) {
@@ -243,6 +260,8 @@ static json_t *render_proxy(const struct sl_config *file, json_t *state, const c
         ok = copy_key(e, body, keys[k]) == 0;
     if (ok && pool)
         ok = json_object_set(e, "connection_pool_config", pool) == 0;
+    if (ok && failover)
+        ok = render_health_check(e, failover) == 0;
     if (!ok) {
         json_decref(e);
         return NULL;

@@ -61,8 +61,10 @@ def addr(db) -> str:
 def test_checks_see_roles_failures_and_promotions(sluice_node, group):
     user = group.create_user("checker")
     primary, replica = group.primary, group.replicas[0]
+    # Checks every 200 ms, a target down at its first failed check (the defaults are 500 ms, 2).
     spec = sluicelab.ProxySpec("main", auth=[sluicelab.Auth(user)],
-                               targets=[(primary.host, primary.port), (replica.host, replica.port)])
+                               targets=[(primary.host, primary.port), (replica.host, replica.port)],
+                               extra={"health_check": {"interval_ms": 200, "failures": 1}})
     node = sluice_node(proxies=[spec])
     wait_for("both targets AVAILABLE with their roles",
              lambda: health(node).get(addr(primary)) == ("AVAILABLE", 0) and
@@ -75,8 +77,8 @@ def test_checks_see_roles_failures_and_promotions(sluice_node, group):
     seen_after = time.monotonic() - killed_at
     assert seen_after < 3.0, f"a dead writer took {seen_after:.1f} s to be seen"
     assert health(node)[addr(replica)] == ("AVAILABLE", 1)
-    assert re.search(rf"{re.escape(addr(primary))} UNAVAILABLE \(CONNECTION_FAILED\)",
-                     node.log_text())
+    assert re.search(rf"{re.escape(addr(primary))} UNAVAILABLE \(CONNECTION_FAILED\) after 1 "
+                     "failed checks", node.log_text())
 
     group.promote(replica)
     wait_for("the promoted replica to show read_only 0",

@@ -439,7 +439,10 @@ static void test_single(void **state)
     json_t *fo = json_object_get(c->json, "failover");
     assert_string_equal(jstr(fo, "mode"), "EXTERNAL");
     assert_true(json_is_true(json_object_get(fo, "require_semi_sync")));
-    assert_int_equal(json_object_size(fo), 2);
+    assert_int_equal(jint(fo, "check_interval_ms"), 500);
+    assert_int_equal(jint(fo, "check_timeout_ms"), 1000);
+    assert_int_equal(jint(fo, "check_failures"), 2);
+    assert_int_equal(json_object_size(fo), 5);
     call_free(c);
 
     /* Failover: the secrets it names must exist (400 naming the field), whatever the mode. */

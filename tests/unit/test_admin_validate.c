@@ -193,7 +193,8 @@ static void test_proxy(void **state)
 }
 
 #define POOL       "{\"connection_pool_config\":"
-#define FO_DEFAULT ",\"failover\":{\"mode\":\"EXTERNAL\",\"require_semi_sync\":true}}"
+#define FO_CHECKS  "\"check_failures\":2,\"check_interval_ms\":500,\"check_timeout_ms\":1000,"
+#define FO_DEFAULT ",\"failover\":{" FO_CHECKS "\"mode\":\"EXTERNAL\",\"require_semi_sync\":true}}"
 #define POOL_DEFAULTS                                                                              \
     "{\"connection_borrow_timeout\":120,\"init_query\":\"\",\"max_connections_percent\":100,"      \
     "\"max_idle_connections_percent\":50,\"session_pinning_filters\":[],"                          \
@@ -298,13 +299,13 @@ static void test_target_group(void **state)
 
     /* Failover: EXTERNAL unless said otherwise; MANAGED needs both secrets. */
     ok(GROUP, "{\"failover\":{\"mode\":\"DISABLED\"}}",
-       "{\"connection_pool_config\":" POOL_DEFAULTS
-       ",\"failover\":{\"mode\":\"DISABLED\",\"require_semi_sync\":true}}");
+       "{\"connection_pool_config\":" POOL_DEFAULTS ",\"failover\":{" FO_CHECKS
+       "\"mode\":\"DISABLED\",\"require_semi_sync\":true}}");
     ok(GROUP,
        "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":\"db-admin\","
        "\"replication_secret\":\"repl\",\"require_semi_sync\":false}}",
        "{\"connection_pool_config\":" POOL_DEFAULTS
-       ",\"failover\":{\"admin_secret\":\"db-admin\",\"mode\":\"MANAGED\","
+       ",\"failover\":{\"admin_secret\":\"db-admin\"," FO_CHECKS "\"mode\":\"MANAGED\","
        "\"replication_secret\":\"repl\",\"require_semi_sync\":false}}");
     bad(GROUP, "{\"failover\":{\"mode\":\"MANAGED\",\"admin_secret\":\"a\"}}",
         "failover.replication_secret", "failover.replication_secret: required");
@@ -316,13 +317,25 @@ static void test_target_group(void **state)
         "failover.admin_secret: must be the name of a secret (1..63 of A-Z a-z 0-9 . _ -)");
     bad(GROUP, "{\"failover\":{\"require_semi_sync\":\"yes\"}}", "failover.require_semi_sync",
         "failover.require_semi_sync: must be true or false");
+    bad(GROUP, "{\"failover\":{\"check_interval_ms\":99}}", "failover.check_interval_ms",
+        "failover.check_interval_ms: must be 100..60000");
+    bad(GROUP, "{\"failover\":{\"check_timeout_ms\":999}}", "failover.check_timeout_ms",
+        "failover.check_timeout_ms: must be 1000..60000");
+    bad(GROUP, "{\"failover\":{\"check_failures\":0}}", "failover.check_failures",
+        "failover.check_failures: must be 1..10");
+    ok(GROUP,
+       "{\"failover\":{\"check_interval_ms\":200,\"check_timeout_ms\":2000,"
+       "\"check_failures\":1}}",
+       "{\"connection_pool_config\":" POOL_DEFAULTS
+       ",\"failover\":{\"check_failures\":1,\"check_interval_ms\":200,\"check_timeout_ms\":2000,"
+       "\"mode\":\"EXTERNAL\",\"require_semi_sync\":true}}");
     bad(GROUP, "{\"failover\":{\"timeout\":1}}", "failover.timeout",
         "failover.timeout: unknown field");
     bad(GROUP, "{\"failover\":\"MANAGED\"}", "failover", "failover: must be an object");
     /* Secrets are optional outside MANAGED (kept for a later switch), and checked when given. */
     ok(GROUP, "{\"failover\":{\"admin_secret\":\"db-admin\",\"require_semi_sync\":false}}",
        "{\"connection_pool_config\":" POOL_DEFAULTS
-       ",\"failover\":{\"admin_secret\":\"db-admin\",\"mode\":\"EXTERNAL\","
+       ",\"failover\":{\"admin_secret\":\"db-admin\"," FO_CHECKS "\"mode\":\"EXTERNAL\","
        "\"require_semi_sync\":false}}");
     ok(GROUP, "{\"failover\":{}}", "{\"connection_pool_config\":" POOL_DEFAULTS FO_DEFAULT);
     bad(GROUP, "{\"failover\":{\"mode\":\"MANAGED\"}}", "failover.admin_secret",

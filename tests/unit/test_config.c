@@ -133,6 +133,30 @@ static void set_err(const char *path, const char *value, const char *expect)
     free(json);
 }
 
+static void test_health_check(void **state)
+{
+    (void)state;
+    struct sl_config *cfg = parse_ok(minimal_json);
+    assert_int_equal(cfg->proxies[0].health_check.interval_ms, 500);
+    assert_int_equal(cfg->proxies[0].health_check.timeout_ms, 1000);
+    assert_int_equal(cfg->proxies[0].health_check.failures, 2);
+    sl_config_free(cfg);
+    cfg = set_ok("proxies[0].health_check",
+                 "{\"interval_ms\": 100, \"timeout_ms\": 60000, \"failures\": 10}");
+    assert_int_equal(cfg->proxies[0].health_check.interval_ms, 100);
+    assert_int_equal(cfg->proxies[0].health_check.timeout_ms, 60000);
+    assert_int_equal(cfg->proxies[0].health_check.failures, 10);
+    sl_config_free(cfg);
+    set_err("proxies[0].health_check", "{\"interval_ms\": 99}",
+            "proxies[0].health_check.interval_ms: must be 100..60000");
+    set_err("proxies[0].health_check", "{\"timeout_ms\": 999}",
+            "proxies[0].health_check.timeout_ms: must be 1000..60000");
+    set_err("proxies[0].health_check", "{\"failures\": 0}",
+            "proxies[0].health_check.failures: must be 1..10");
+    set_err("proxies[0].health_check", "{\"every\": 1}",
+            "proxies[0].health_check.every: unknown key");
+}
+
 static void test_routing(void **state)
 {
     (void)state;
@@ -933,6 +957,7 @@ int main(void)
         cmocka_unit_test(test_short_error_buffer),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_routing),
+        cmocka_unit_test(test_health_check),
         cmocka_unit_test(test_admin_block),
         cmocka_unit_test(test_cluster_block),
         cmocka_unit_test(test_store_origin),

@@ -36,6 +36,7 @@ static const char dump_json[] =
     "\"secrets\":{\"app\":{\"ref\":\"file:/s/app.json\",\"revision\":2}},"
     "\"target_groups\":{\"main\":{\"connection_pool_config\":{\"max_connections_percent\":40,"
     "  \"transaction_replay\":true,\"transaction_replay_max_size\":65536},"
+    " \"failover\":{\"check_failures\":3,\"check_interval_ms\":250,\"mode\":\"EXTERNAL\"},"
     " \"revision\":8}},"
     "\"targets\":{"
     " \"main\":{\"a-reader\":{\"host\":\"10.0.0.2\",\"id\":\"a-reader\",\"port\":3307,"
@@ -79,6 +80,10 @@ static void test_render(void **state)
     assert_int_equal(p->pool.max_idle_connections_percent, 20);
     assert_true(p->pool.transaction_replay); /* the stored pool settings, as they are */
     assert_int_equal(p->pool.transaction_replay_max_size, 65536);
+    /* The target group's failover.check_* as the proxy's health checks; the rest defaults. */
+    assert_int_equal(p->health_check.interval_ms, 250);
+    assert_int_equal(p->health_check.failures, 3);
+    assert_int_equal(p->health_check.timeout_ms, 1000);
     assert_int_equal(p->n_targets, 2);
     assert_string_equal(p->targets[0].host, "10.0.0.1"); /* READ_WRITE first */
     assert_string_equal(p->targets[1].host, "10.0.0.2");
