@@ -957,7 +957,21 @@ def sanitizer_report(text: str) -> Optional[str]:
 # cluster.json
 
 
-def cluster_info(nodes: Sequence[SluiceNode], db: MariaDB, tls: TLSFiles, app_user: DBUser) -> dict:
+def database_member(db: MariaDB, name: str = "db1", role: str = "primary",
+                    source: Optional[str] = None) -> dict:
+    """One entry of cluster.json's database.members: a database host, its role and pid."""
+    return {"name": name, "host": db.host, "port": db.port, "role": role,
+            "pid": db.pid or read_pid_file(db.pid_file), "source": source,
+            "datadir": str(db.datadir), "error_log": str(db.error_log),
+            "admin_password_file": str(db.admin_password_file)}
+
+
+def cluster_info(nodes: Sequence[SluiceNode], db: MariaDB, tls: TLSFiles, app_user: DBUser, *,
+                 members: Optional[list] = None, replication: Optional[dict] = None) -> dict:
+    """What cluster.json holds. "database" describes the primary (db: the one the proxy writes to);
+    database.members lists every database host ({"name", "host", "port", "role": "primary" or
+    "replica", "pid", "source": the member it replicates from or null, ...}); without `members` it is
+    db alone, as db1. "replication" (null without replicas) names the failover and replication users."""
     first = nodes[0] if nodes else None
     return {
         "nodes": [n.info() for n in nodes],
@@ -965,7 +979,9 @@ def cluster_info(nodes: Sequence[SluiceNode], db: MariaDB, tls: TLSFiles, app_us
         "tls_ca_file": str(tls.ca_file.resolve()),
         "proxies": [{"name": p.name, "port": p.port} for p in (first.proxies if first else [])],
         "database": {**db.info(), "app_user": app_user.name,
-                     "app_password_file": str(app_user.password_file) if app_user.password_file else None},
+                     "app_password_file": str(app_user.password_file) if app_user.password_file else None,
+                     "members": members if members is not None else [database_member(db)]},
+        "replication": replication,
     }
 
 
@@ -1207,19 +1223,40 @@ def admin_write(node: ClusterNode, method: str, path: str, body=None, timeout: f
         time.sleep(0.1)
 
 
+# The database user managed failover promotes with (docs/failover.md), and its grants.
+FAILOVER_ADMIN_USER = "sluice_admin"
+FAILOVER_ADMIN_GRANTS = ("RELOAD, READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, REPLICATION MASTER ADMIN, "
+                         "SLAVE MONITOR, BINLOG MONITOR ON *.*", "ALL PRIVILEGES ON `{db}`.*")
+REPLICATION_USER = "repl"
+
+
 class RaftCluster:
     """TLS + MariaDB + N cluster nodes (ids 1..N, data addresses 127.0.0.1..N, one proxy port on
     all, raft on 127.0.0.1:<free port>, azs az-a, az-b, az-c, ...). start() bootstraps them with
     --init-cluster and identical initial_members, waits for a leader, creates the demo proxy
-    through the admin API and waits until every node serves it."""
+    through the admin API and waits until every node serves it.
+
+    With replicas=N (N >= 1) the database is a tests/lib/replication.py ReplicationGroup instead:
+    a primary and N replicas under DIR/db1 .. DIR/db<N+1> (GTID, semi-synchronous replication),
+    and the proxy's target group has targets db1..db<N+1> and MANAGED failover (admin user
+    FAILOVER_ADMIN_USER, replication user REPLICATION_USER, passwords in DIR/<user>.password).
+    The roles are recorded in DIR/replication.json (at start, and from what the running members
+    say at stop() and record_replication()), so a restarted lab brings each member back in its role."""
 
     def __init__(self, state_dir: Union[str, Path], *, nodes: int = 3, db_port: Optional[int] = None,
                  proxy_port: Optional[int] = None, max_connections: int = 200, app_user: str = "app",
                  binary: Union[str, Path, None] = None, log_level: str = "info", drain_timeout: int = 5,
                  tls: Optional[TLSFiles] = None, db: Optional[MariaDB] = None,
-                 admin_tls: bool = False):
+                 admin_tls: bool = False, replicas: int = 0):
         if not 1 <= nodes <= 5:
             raise LabError("a lab cluster has 1..5 nodes (data addresses 127.0.0.1..127.0.0.5)")
+        if replicas < 0:
+            raise LabError("replicas must be >= 0")
+        if replicas and db is not None:
+            raise LabError("replicas: the cluster starts its own replication group; do not pass db")
+        if replicas and db_port is not None:
+            raise LabError("db_port applies to a single MariaDB; the members of a replication group "
+                           "take free ports (recorded in replication.json and cluster.json)")
         self.state_dir = Path(state_dir).resolve()
         self.n_nodes = nodes
         self.db_port = db_port
@@ -1232,6 +1269,9 @@ class RaftCluster:
         self.tls, self.db = tls, db
         self.admin_tls = admin_tls
         self._own_db = db is None
+        self.n_replicas = replicas
+        self.group = None  # the replication.ReplicationGroup when replicas > 0
+        self.admin_user: Optional[DBUser] = None  # the failover admin user (replicas > 0)
         self.nodes: list = []
         self.members: list = []
         self.app_user: Optional[DBUser] = None
@@ -1241,7 +1281,12 @@ class RaftCluster:
         return self.state_dir / "cluster.json"
 
     def running_pids(self) -> list:
-        return Cluster.running_pids(self)  # same files, same rules
+        out = Cluster.running_pids(self)  # same files, same rules
+        for pf in sorted(self.state_dir.glob("db*/mariadb/mariadb.pid")):  # replication group members
+            pid = read_pid_file(pf)
+            if pid_alive(pid) and str(pf.parent / "my.cnf") in pid_cmdline(pid):
+                out.append((f"mariadbd {pf.parent.parent.name}", pid))
+        return out
 
     def _proxy_port(self) -> int:
         addrs = [f"127.0.0.{i}" for i in range(1, self.n_nodes + 1)]
@@ -1287,27 +1332,42 @@ class RaftCluster:
                       for n in self.nodes]})
 
     def start(self, create_proxy: bool = True) -> dict:
+        if self._own_db:
+            self.check_database_shape()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.json_path.unlink(missing_ok=True)
         if self.tls is None:
             self.tls = ensure_tls(self.state_dir / "tls")
-        if self.db is None:
+        if self.db is None and not self.n_replicas:
             self.db = MariaDB(self.state_dir, tls=self.tls, port=self.db_port,
                               max_connections=self.max_connections)
         try:
-            if self._own_db:
+            if self.n_replicas:
+                self.start_group()
+            elif self._own_db:
                 self.db.start()
             pw_file = self.state_dir / f"{self.app_user_name}.password"
             pw = pw_file.read_text().strip() if pw_file.exists() else None
             with step(f"creating database user {self.app_user_name} and database {self.db.database}"):
-                self.app_user = self.db.create_user(self.app_user_name, pw)
+                if self.group is not None:  # on the primary, replicated; password file in DIR as before
+                    self.app_user = self.group.create_user(self.app_user_name, pw, password_file=pw_file)
+                else:
+                    self.app_user = self.db.create_user(self.app_user_name, pw)
+            if self.group is not None:
+                admin_pf = self.state_dir / f"{FAILOVER_ADMIN_USER}.password"
+                with step(f"creating database user {FAILOVER_ADMIN_USER} (managed failover)"):
+                    self.admin_user = self.group.create_user(
+                        FAILOVER_ADMIN_USER, admin_pf.read_text().strip() if admin_pf.exists() else None,
+                        grants=FAILOVER_ADMIN_GRANTS, password_file=admin_pf)
             self.make_nodes()
             for n in self.nodes:
                 n.start(init_cluster=True)
             self.wait_leader()
             if create_proxy:
                 self.create_proxy(self.nodes[0])
-                self.wait_serving()
+                self.wait_serving(timeout=20 if self.group is not None else 10)
+                if self.group is not None:
+                    self.wait_failover_ready()
         except BaseException:
             self.stop()
             raise
@@ -1340,26 +1400,42 @@ class RaftCluster:
 
     def create_proxy(self, via: ClusterNode, name: str = "main", user: Optional[DBUser] = None,
                      auth_type: str = AUTH_NATIVE) -> None:
-        """PUT secret, PUT proxy, PUT target group, POST target through `via`'s admin API."""
+        """PUT secret, PUT proxy, PUT target group, POST target through `via`'s admin API.
+        With a replication group: also the secrets of the failover admin and replication users,
+        a target group with MANAGED failover (require_semi_sync: default) and transaction_replay,
+        and targets db1..dbN (the primary READ_WRITE, the replicas READ_ONLY)."""
         user = user or self.app_user
         ref = via._secret_ref(user)
+        pool = {"max_connections_percent": 100, "connection_borrow_timeout": 120}
+        group_doc = {"connection_pool_config": pool}
+        if self.group is not None:
+            targets = [{"id": f"db{db.server_id}", "host": db.host, "port": db.port,
+                        "role": "READ_WRITE" if db is self.group.primary else "READ_ONLY"}
+                       for db in self.group.members]
+            pool["transaction_replay"] = True
+            group_doc["failover"] = {"mode": "MANAGED", "admin_secret": self.admin_user.name,
+                                     "replication_secret": self.group.repl_user.name}
+            extra_secrets = [self.admin_user, self.group.repl_user]
+        else:
+            targets = [{"id": "db1", "host": self.db.host, "port": self.db.port, "role": "READ_WRITE"}]
+            extra_secrets = []
         with step(f"creating proxy {name} on port {self.proxy_port} through {via.id}'s admin API"):
             admin_write(via, "PUT", f"/v1/secrets/{user.name}", {"ref": ref})
+            for u in extra_secrets:
+                admin_write(via, "PUT", f"/v1/secrets/{u.name}", {"ref": via._secret_ref(u)})
             admin_write(via, "PUT", f"/v1/proxies/{name}", {
                 "engine_family": "MYSQL", "listen_port": self.proxy_port, "require_tls": True,
                 "auth": [{"auth_scheme": "SECRETS", "secret": user.name, "iam_auth": "DISABLED",
                           "client_password_auth_type": auth_type, "description": "lab user"}]})
-            admin_write(via, "PUT", f"/v1/proxies/{name}/target-group",
-                        {"connection_pool_config": {"max_connections_percent": 100,
-                                                    "connection_borrow_timeout": 120}})
-            target = {"id": "db1", "host": self.db.host, "port": self.db.port, "role": "READ_WRITE"}
+            admin_write(via, "PUT", f"/v1/proxies/{name}/target-group", group_doc)
             status, _, doc = via.admin_json("GET", f"/v1/proxies/{name}/targets")
-            known = [t for t in (doc if isinstance(doc, list) else []) if t.get("id") == "db1"]
-            if known and known[0].get("host") == target["host"] and known[0].get("port") == target["port"]:
-                pass  # a restarted lab: registered already
-            else:
+            registered = {t.get("id"): t for t in (doc if isinstance(doc, list) else [])}
+            for target in targets:
+                known = registered.get(target["id"])
+                if known and known.get("host") == target["host"] and known.get("port") == target["port"]:
+                    continue  # a restarted lab: registered already (its role as first registered)
                 if known:
-                    admin_write(via, "DELETE", f"/v1/proxies/{name}/targets/db1")
+                    admin_write(via, "DELETE", f"/v1/proxies/{name}/targets/{target['id']}")
                 admin_write(via, "POST", f"/v1/proxies/{name}/targets", target)
         for n in self.nodes:
             if not any(p.name == name for p in n.proxies):
@@ -1393,12 +1469,59 @@ class RaftCluster:
 
     def info(self) -> dict:
         first = self.nodes[0] if self.nodes else None
-        info = cluster_info(self.nodes, self.db, self.tls, self.app_user)
+        members = replication = None
+        if self.group is not None:
+            g = self.group
+            members = [database_member(db, f"db{db.server_id}",
+                                       "primary" if db is g.primary else "replica",
+                                       f"db{g.source[db].server_id}" if g.source.get(db) else None)
+                       for db in g.members]
+            replication = {"replicas": self.n_replicas, "semi_sync": g.semi_sync,
+                           "failover_mode": "MANAGED",
+                           "admin_user": self.admin_user.name if self.admin_user else None,
+                           "admin_password_file": str(self.admin_user.password_file)
+                           if self.admin_user else None,
+                           "replication_user": g.repl_user.name,
+                           "replication_password_file": str(g.repl_user.password_file),
+                           "state_file": str(self.replication_path)}
+        info = cluster_info(self.nodes, self.db, self.tls, self.app_user, members=members,
+                            replication=replication)
         info["proxies"] = [{"name": p.name, "port": p.port} for p in (first.proxies if first else [])]
         return info
 
     def alive(self) -> list:
-        return Cluster.alive(self)
+        """Names of started processes that died. Members of a replication group are not counted:
+        losing one is what managed failover is for (see dead_members())."""
+        if self.group is None:
+            return Cluster.alive(self)
+        return [n.id for n in self.nodes if not n.running()]
+
+    def wait_failover_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until every node's health checks saw the primary up with semi-synchronous replication
+        active (/metrics: sluice_target_semi_sync 1): a leader that never saw that refuses to promote
+        (require_semi_sync), so until then killing the primary would not fail over. Warns (and
+        returns False) when it does not happen within timeout."""
+        key = f'sluice_target_semi_sync{{target="{self.db.host}:{self.db.port}"}} 1'
+        try:
+            with step("waiting until every node saw the primary with semi-sync active", ok="ready for failover"):
+                deadline = time.monotonic() + timeout
+                waiting = list(self.nodes)
+                while waiting:
+                    waiting = [n for n in waiting if key not in n.admin_request("/metrics")[2].decode(errors="replace")]
+                    if waiting and time.monotonic() > deadline:
+                        raise LabError(f"{', '.join(n.id for n in waiting)} did not see semi-sync active on "
+                                       f"the primary within {timeout:.0f} s: managed failover would refuse to "
+                                       f"promote (see their logs)")
+                    if waiting:
+                        time.sleep(0.1)
+        except LabError as e:
+            say(f"  warning: {e}")
+            return False
+        return True
+
+    def dead_members(self) -> list:
+        """Names (db1, ...) of replication group members that no longer run."""
+        return [f"db{db.server_id}" for db in (self.group.members if self.group else []) if not db.running()]
 
     def stop(self) -> None:
         for n in reversed(self.nodes):
@@ -1406,9 +1529,230 @@ class RaftCluster:
                 n.stop()
             except Exception as e:  # keep going: stop everything we can
                 say(f"  stopping {n.id} failed: {e}")
-        if self._own_db and self.db is not None:
+        if self._own_db and self.group is not None:
+            try:
+                self.record_replication(self.state_dir)
+            except Exception as e:  # the last recorded roles stay
+                say(f"  recording the replication roles failed: {e}")
+            self.group.stop()
+        elif self._own_db and self.db is not None:
             self.db.stop()
         self.json_path.unlink(missing_ok=True)
+
+    # -- a primary with replicas (replicas >= 1)
+
+    @property
+    def replication_path(self) -> Path:
+        return self.state_dir / "replication.json"
+
+    @staticmethod
+    def saved_replicas(state_dir: Union[str, Path]) -> Optional[int]:
+        """The number of replicas of the lab in state_dir: N from DIR/replication.json, 0 when DIR
+        holds a single MariaDB, None when it holds no database yet."""
+        state_dir = Path(state_dir)
+        try:
+            return int(json.loads((state_dir / "replication.json").read_text())["replicas"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return 0 if (state_dir / "mariadb" / "data" / "mysql").is_dir() else None
+
+    def check_database_shape(self) -> None:
+        """Refuse to start a lab whose state dir holds another kind of database (a single MariaDB
+        vs a replication group, or another number of replicas)."""
+        saved = self.saved_replicas(self.state_dir)
+        if saved is None:
+            if self.n_replicas and any(self.state_dir.glob("db*/mariadb/data")):
+                raise LabError(f"{self.state_dir} holds the data of a replication group whose first "
+                               f"start did not finish; start over with --fresh")
+            return
+        if saved == self.n_replicas:
+            return
+        if saved == 0:
+            raise LabError(f"{self.state_dir} holds a lab with a single MariaDB (no replicas); "
+                           f"start it with --replicas 0, or start over with --fresh "
+                           f"--replicas {self.n_replicas} (new data, passwords, certificates)")
+        raise LabError(f"{self.state_dir} holds a lab with {saved} replica(s); use --replicas {saved} "
+                       f"or --fresh")
+
+    def _password_user(self, name: str) -> DBUser:
+        """DBUser name with the password kept in DIR/<name>.password (created when missing)."""
+        pf = self.state_dir / f"{name}.password"
+        pw = pf.read_text().strip() if pf.exists() else ""
+        if not pw:
+            pw = random_password()
+            write_private(pf, pw + "\n")
+        return DBUser(name, pw, pf)
+
+    def _new_group(self):
+        from replication import ReplicationGroup  # imports this module: not at the top
+        g = ReplicationGroup(self.state_dir, replicas=self.n_replicas, tls=self.tls,
+                             max_connections=self.max_connections)
+        g.repl_user = self._password_user(REPLICATION_USER)  # kept: replicas and secrets use it
+        return g
+
+    def start_group(self) -> None:
+        """Start the replication group: a new one, or the recorded one again with its roles."""
+        if not self.replication_path.exists():
+            g = self._new_group()
+            g.start()  # stops its members when it fails
+            self.group, self.db = g, g.primary
+        else:
+            self._restart_group()
+        self._save_replication(self._group_state())
+
+    def _group_state(self) -> dict:
+        g = self.group
+        return {"replicas": self.n_replicas, "semi_sync": g.semi_sync,
+                "primary": f"db{g.primary.server_id}",
+                "replication_user": g.repl_user.name,
+                "replication_password_file": str(g.repl_user.password_file),
+                "members": [{"name": f"db{db.server_id}", "server_id": db.server_id, "host": db.host,
+                             "port": db.port, "role": "primary" if db is g.primary else "replica",
+                             "source": f"db{g.source[db].server_id}" if g.source.get(db) else None,
+                             "rejoin": False}
+                            for db in g.members]}
+
+    def _save_replication(self, state: dict) -> None:
+        write_cluster_json(self.replication_path, state)
+
+    def _restart_group(self) -> None:
+        """Start the members recorded in DIR/replication.json in their roles (same ports): the
+        primary, then each replica (replicating from the primary again); a member marked "rejoin"
+        (a former primary, or one that no longer replicated) comes back with
+        ReplicationGroup.rejoin() (read-only, GTID position from its own binary log)."""
+        import pymysql
+        state = json.loads(self.replication_path.read_text())
+        g = self._new_group()
+        g.repl_user = DBUser(state["replication_user"], g.repl_user.password, g.repl_user.password_file)
+        recorded = sorted(state["members"], key=lambda m: m["server_id"])
+        for m in recorded:
+            g.members.append(MariaDB(self.state_dir / m["name"], tls=self.tls, small=g.small,
+                                     port=m["port"], preferred_port=None, server_id=m["server_id"],
+                                     semi_sync_timeout_ms=g.semi_sync_timeout_ms,
+                                     max_connections=self.max_connections,
+                                     extra_settings=g.extra_settings))
+        by_name = {m["name"]: db for m, db in zip(recorded, g.members)}
+        if state.get("primary") not in by_name:
+            raise LabError(f"{self.replication_path}: primary {state.get('primary')!r} is not a member")
+        g.primary = by_name[state["primary"]]
+        for db in g.members:
+            g.source[db] = None if db is g.primary else g.primary
+            g._set_role(db, db is g.primary)
+        self.group, self.db = g, g.primary  # from here on, stop() stops what started
+        say(f"restarting the replication group: primary {state['primary']}, replicas "
+            f"{', '.join(m['name'] for m in recorded if m['name'] != state['primary'])}")
+        try:
+            g.restart(g.primary, wait=False)
+            for m, db in zip(recorded, g.members):
+                if db is g.primary:
+                    continue
+                if m.get("rejoin") or m.get("source") != state["primary"]:
+                    g.rejoin(db, g.primary)
+                else:
+                    g.restart(db)
+            g.wait_ready()
+        except (pymysql.err.Error, LabError) as e:
+            raise LabError(f"restarting the replication group with the roles recorded in "
+                           f"{self.replication_path} (primary {state['primary']}) failed: {e}\n"
+                           f"If the roles changed after they were recorded (a failover, then no "
+                           f"`scripts/cluster down`), correct that file or start over with --fresh") from None
+
+    @classmethod
+    def record_replication(cls, state_dir: Union[str, Path]) -> Optional[dict]:
+        """Update DIR/replication.json with what the running members say (SHOW SLAVE STATUS,
+        @@read_only), so that roles changed since the start (a managed failover) survive a
+        restart: the one running writable member that replicates from nobody is the primary
+        (with none or several, the recorded primary stays); a former primary that is down, or a
+        member that no longer replicates, is marked to rejoin as a replica. Returns the state
+        (None when DIR has no replication group)."""
+        state = cls.observe_replication(state_dir)
+        if state is not None:
+            saved = dict(state, members=[{k: v for k, v in m.items() if k not in ("pid", "alive")}
+                                         for m in state["members"]])
+            write_cluster_json(Path(state_dir).resolve() / "replication.json", saved)
+        return state
+
+    @staticmethod
+    def _member_db(state_dir: Path, m: dict) -> MariaDB:
+        """A MariaDB object for a member started by another process (to query or stop it)."""
+        db = MariaDB(state_dir / m["name"], tls=TLSFiles(state_dir / "tls"), port=m["port"],
+                     server_id=m["server_id"])
+        try:  # the socket it was started with (a long path is replaced by a per-process name)
+            for line in db.cnf.read_text().splitlines():
+                if line.startswith("socket = "):
+                    db.socket = Path(line.split("=", 1)[1].strip())
+                    break
+        except OSError:
+            pass
+        return db
+
+    @classmethod
+    def observe_replication(cls, state_dir: Union[str, Path]) -> Optional[dict]:
+        """The recorded state (DIR/replication.json) corrected by what the running members say;
+        each member also gets "pid" and "alive". Writes nothing."""
+        from replication import query_value, replica_status
+        state_dir = Path(state_dir).resolve()
+        try:
+            state = json.loads((state_dir / "replication.json").read_text())
+        except (OSError, ValueError):
+            return None
+        by_port = {m["port"]: m["name"] for m in state["members"]}
+        seen = {}
+        for m in state["members"]:
+            db = cls._member_db(state_dir, m)
+            pid = read_pid_file(db.pid_file)
+            m["pid"] = pid
+            m["alive"] = pid_alive(pid) and str(db.cnf) in pid_cmdline(pid)
+            if not m["alive"]:
+                continue
+            try:
+                st = replica_status(db)
+                read_only = query_value(db, "SELECT @@read_only")
+            except Exception:  # does not answer (yet): keep what was recorded
+                continue
+            if st:
+                seen[m["name"]] = ("replica", by_port.get(int(st.get("Master_Port") or 0)))
+            else:
+                seen[m["name"]] = ("primary" if not read_only else "detached", None)
+        writable = [n for n, (role, _) in seen.items() if role == "primary"]
+        if len(writable) > 1:
+            say(f"  several writable members that replicate from nobody ({', '.join(writable)}); "
+                f"keeping {state['primary']} as the primary")
+        primary = writable[0] if len(writable) == 1 else state["primary"]
+        for m in state["members"]:
+            name = m["name"]
+            if name == primary:
+                m.update(role="primary", source=None, rejoin=False)
+            elif name in seen:
+                role, src = seen[name]
+                ok = role == "replica" and src is not None
+                m.update(role="replica", source=src if ok else primary, rejoin=not ok)
+            elif m.get("role") == "primary":  # down, and replaced: comes back as a replica
+                m.update(role="replica", source=primary, rejoin=True)
+        state["primary"] = primary
+        return state
+
+    @classmethod
+    def stop_replication_group(cls, state_dir: Union[str, Path], timeout: float = 60.0) -> int:
+        """Record the roles (record_replication), then stop the members running in state_dir,
+        replicas first. Returns how many were stopped."""
+        state_dir = Path(state_dir).resolve()
+        try:
+            state = cls.record_replication(state_dir)
+        except Exception as e:  # stop them anyway
+            say(f"  recording the replication roles failed: {e}")
+            state = cls.observe_replication(state_dir)
+        if state is None:
+            return 0
+        stopped = 0
+        for m in sorted(state["members"], key=lambda m: m["name"] == state["primary"]):
+            db = cls._member_db(state_dir, m)
+            pid = read_pid_file(db.pid_file)
+            if pid_alive(pid) and str(db.cnf) in pid_cmdline(pid):
+                with step(f"stopping MariaDB {m['name']} ({m['role']}, pid {pid})"):
+                    stop_pid(pid, timeout)
+                stopped += 1
+        return stopped
 
 
 def stop_state_dir(state_dir: Union[str, Path], timeout: float = 60.0) -> int:
